@@ -1,0 +1,106 @@
+"""wftest: a durable workflow engine (Durable Task semantics) and a deterministic test harness.
+
+Layout (each layer imports only those below it)::
+
+    protos/          1  protocol: durabletask-compatible protobuf messages
+    orchestration/   2  context, tasks, retry policies, the executor (pure)
+    runtime/         3  applying a step's actions to an instance
+    backends/        4  storage: the Backend protocol, MemoryBackend
+    engine/          5  clocks, the worker, Engine, TaskHubClient
+
+Public names are re-exported here; everything else is internal.
+"""
+
+from wftest._failure import FailureDetails as FailureDetails
+from wftest._status import OrchestrationStatus as OrchestrationStatus
+from wftest.backends import Backend as Backend
+from wftest.backends import IdReusePolicy as IdReusePolicy
+from wftest.backends import MemoryBackend as MemoryBackend
+from wftest.converter import Converter as Converter
+from wftest.converter import JsonConverter as JsonConverter
+from wftest.engine import Clock as Clock
+from wftest.engine import Engine as Engine
+from wftest.engine import OrchestrationState as OrchestrationState
+from wftest.engine import PurgeResult as PurgeResult
+from wftest.engine import QueryResult as QueryResult
+from wftest.engine import SystemClock as SystemClock
+from wftest.engine import TaskHubClient as TaskHubClient
+from wftest.engine import UndeliveredMessage as UndeliveredMessage
+from wftest.engine import VirtualClock as VirtualClock
+from wftest.errors import InstanceAlreadyExistsError as InstanceAlreadyExistsError
+from wftest.errors import InstanceNotCompletedError as InstanceNotCompletedError
+from wftest.errors import InstanceNotFoundError as InstanceNotFoundError
+from wftest.errors import LockLostError as LockLostError
+from wftest.errors import NonDeterminismError as NonDeterminismError
+from wftest.errors import NonDeterministicCallError as NonDeterministicCallError
+from wftest.errors import NotRegisteredError as NotRegisteredError
+from wftest.errors import OrchestrationFailedError as OrchestrationFailedError
+from wftest.errors import OrchestrationStalledError as OrchestrationStalledError
+from wftest.errors import OrchestrationStateError as OrchestrationStateError
+from wftest.errors import TaskFailedError as TaskFailedError
+from wftest.errors import TaskTimeoutError as TaskTimeoutError
+from wftest.errors import WaitTimeoutError as WaitTimeoutError
+from wftest.errors import WftestError as WftestError
+from wftest.orchestration import ActivityContext as ActivityContext
+from wftest.orchestration import CancellableTask as CancellableTask
+from wftest.orchestration import CompletableTask as CompletableTask
+from wftest.orchestration import ExecutionResult as ExecutionResult
+from wftest.orchestration import Executor as Executor
+from wftest.orchestration import NonDeterminismWarning as NonDeterminismWarning
+from wftest.orchestration import OrchestrationContext as OrchestrationContext
+from wftest.orchestration import OrchestrationExecutor as OrchestrationExecutor
+from wftest.orchestration import Registry as Registry
+from wftest.orchestration import RetryPolicy as RetryPolicy
+from wftest.orchestration import Task as Task
+from wftest.orchestration import TimerTask as TimerTask
+from wftest.orchestration import when_all as when_all
+from wftest.orchestration import when_any as when_any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityContext",
+    "Backend",
+    "CancellableTask",
+    "Clock",
+    "CompletableTask",
+    "Converter",
+    "Engine",
+    "ExecutionResult",
+    "Executor",
+    "FailureDetails",
+    "IdReusePolicy",
+    "InstanceAlreadyExistsError",
+    "InstanceNotCompletedError",
+    "InstanceNotFoundError",
+    "JsonConverter",
+    "LockLostError",
+    "MemoryBackend",
+    "NonDeterminismError",
+    "NonDeterminismWarning",
+    "NonDeterministicCallError",
+    "NotRegisteredError",
+    "OrchestrationContext",
+    "OrchestrationExecutor",
+    "OrchestrationFailedError",
+    "OrchestrationStalledError",
+    "OrchestrationState",
+    "OrchestrationStateError",
+    "OrchestrationStatus",
+    "PurgeResult",
+    "QueryResult",
+    "Registry",
+    "RetryPolicy",
+    "SystemClock",
+    "Task",
+    "TaskFailedError",
+    "TaskHubClient",
+    "TaskTimeoutError",
+    "TimerTask",
+    "UndeliveredMessage",
+    "VirtualClock",
+    "WaitTimeoutError",
+    "WftestError",
+    "when_all",
+    "when_any",
+]

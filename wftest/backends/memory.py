@@ -1,0 +1,355 @@
+"""The in-memory backend: the default, and what the test harness runs on.
+
+Deterministic: instances become ready in the order their events arrive, due timers in fire-time order
+(ties in the order they were created). Thread-safe behind one lock, so the concurrent worker can use it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import cast
+
+from wftest.backends._base import (
+    ActivityWorkItem,
+    Backend,
+    IdReusePolicy,
+    InstanceQuery,
+    OrchestrationWorkItem,
+)
+from wftest.errors import (
+    InstanceAlreadyExistsError,
+    InstanceNotCompletedError,
+    InstanceNotFoundError,
+    LockLostError,
+)
+from wftest.protos import orchestrator_service_pb2 as pb
+from wftest.runtime import ActivityTask, InstanceRecord, Message, StepUpdate, is_terminal
+
+
+@dataclass
+class _Instance:
+    record: InstanceRecord
+    history: list[pb.HistoryEvent] = field(default_factory=list)
+    inbox: list[pb.HistoryEvent] = field(default_factory=list)
+    owner: str | None = None
+    locked_until: datetime | None = None
+    abandon_count: int = 0
+    generation: int = 0  # bumped when the instance is replaced, so stale timers are dropped
+
+
+def _starts(event: pb.HistoryEvent) -> bool:
+    kind: str | None = event.WhichOneof("eventType")
+    return kind in ("executionStarted", "executionTerminated")
+
+
+class MemoryBackend(Backend):
+    """Instances, histories and queues in Python dicts and lists; method docs are on :class:`Backend`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._instances: dict[str, _Instance] = {}
+        self._ready: dict[str, None] = {}  # FIFO set of instances with visible events, unlocked
+        self._locked: dict[str, _Instance] = {}
+        self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent]] = []
+        self._activities: deque[tuple[int, ActivityTask]] = deque()
+        self._activity_locks: dict[int, tuple[ActivityTask, str, datetime]] = {}
+        self._seq = itertools.count()
+
+    # -- instances ----------------------------------------------------------------------------------
+
+    def create_instance(self, start: pb.HistoryEvent, record: InstanceRecord, *, visible_at: datetime | None,
+                        policy: IdReusePolicy, now: datetime) -> bool:
+        with self._lock:
+            existing = self._instances.get(record.instance_id)
+            if existing is not None:
+                if policy is IdReusePolicy.IGNORE:
+                    return False
+                if policy is IdReusePolicy.ERROR:
+                    raise InstanceAlreadyExistsError(record.instance_id, _status(existing.record.status))
+                self._drop(record.instance_id)
+            self._instances[record.instance_id] = _Instance(record=record.copy())
+            self._deliver(record.instance_id, start, visible_at, now=None)
+            self._changed.notify_all()
+            return True
+
+    def add_event(self, instance_id: str, event: pb.HistoryEvent, *, visible_at: datetime | None = None) -> None:
+        with self._lock:
+            if instance_id not in self._instances:
+                raise InstanceNotFoundError(instance_id)
+            self._deliver(instance_id, event, visible_at, now=None)
+            self._changed.notify_all()
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            return inst.record.copy() if inst is not None else None
+
+    def get_history(self, instance_id: str) -> list[pb.HistoryEvent]:
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            if inst is None:
+                raise InstanceNotFoundError(instance_id)
+            return list(inst.history)
+
+    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        with self._lock:
+            records = [i.record for i in self._instances.values() if _matches(i.record, query)]
+        records.sort(key=lambda r: (r.created_at, r.instance_id))
+        if query.continuation_token:
+            created, _, iid = query.continuation_token.partition("|")
+            after = (datetime.fromisoformat(created), iid)
+            records = [r for r in records if (r.created_at, r.instance_id) > after]
+        page = records[: max(1, query.page_size)]
+        token = None
+        if len(records) > len(page):
+            last = page[-1]
+            token = f"{last.created_at.isoformat()}|{last.instance_id}"
+        return [r.copy() for r in page], token
+
+    def purge_instance(self, instance_id: str) -> None:
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            if inst is None:
+                raise InstanceNotFoundError(instance_id)
+            if not is_terminal(inst.record.status):
+                raise InstanceNotCompletedError(instance_id, _status(inst.record.status), "purge")
+            self._drop(instance_id)
+
+    # -- orchestration work items -------------------------------------------------------------------
+
+    def fetch_orchestration_work_item(
+        self, owner: str, now: datetime, lock_for: timedelta
+    ) -> OrchestrationWorkItem | None:
+        with self._lock:
+            self._release_due(now)
+            self._expire_locks(now)
+            while self._ready:
+                instance_id = next(iter(self._ready))
+                del self._ready[instance_id]
+                inst = self._instances.get(instance_id)
+                if inst is None or not inst.inbox or inst.owner is not None:
+                    continue
+                inst.owner = owner
+                inst.locked_until = now + lock_for
+                self._locked[instance_id] = inst
+                events = list(inst.inbox)
+                return OrchestrationWorkItem(
+                    instance_id=instance_id,
+                    new_events=events,
+                    record=inst.record.copy(),
+                    history_length=len(inst.history),
+                    owner=owner,
+                    locked_until=inst.locked_until,
+                    token=(inst, len(events)),
+                )
+            return None
+
+    def complete_orchestration_work_item(
+        self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime
+    ) -> list[Message]:
+        with self._lock:
+            inst = self._owned(item)
+            _, consumed = cast(tuple[_Instance, int], item.token)
+            del inst.inbox[:consumed]
+            if update.replace_history:
+                inst.history = list(update.new_history)
+            else:
+                inst.history.extend(update.new_history)
+            record = update.record.copy()
+            record.history_length = len(inst.history)
+            inst.record = record
+            inst.abandon_count = 0
+            for task in update.activities:
+                self._activities.append((next(self._seq), task))
+            undelivered: list[Message] = []
+            for message in update.messages:
+                if not self._route(message):
+                    undelivered.append(message)
+            self._unlock(inst)
+            self._changed.notify_all()
+            return undelivered
+
+    def abandon_orchestration_work_item(self, item: OrchestrationWorkItem, now: datetime, delay: timedelta) -> None:
+        with self._lock:
+            inst = self._owned(item)
+            inst.abandon_count += 1
+            inst.owner = None
+            inst.locked_until = None
+            self._locked.pop(item.instance_id, None)
+            if delay > timedelta(0):
+                # hide the inbox until the delay is over by re-queueing it as delayed messages
+                pending, inst.inbox = inst.inbox, []
+                for event in pending:
+                    self._push_delayed(now + delay, item.instance_id, inst.generation, event)
+            elif inst.inbox:
+                self._ready[item.instance_id] = None
+            self._changed.notify_all()
+
+    # -- activity work items ------------------------------------------------------------------------
+
+    def fetch_activity_work_item(self, owner: str, now: datetime, lock_for: timedelta) -> ActivityWorkItem | None:
+        with self._lock:
+            self._expire_locks(now)
+            if not self._activities:
+                return None
+            key, task = self._activities.popleft()
+            until = now + lock_for
+            self._activity_locks[key] = (task, owner, until)
+            return ActivityWorkItem(task=task, owner=owner, locked_until=until, token=key)
+
+    def complete_activity_work_item(self, item: ActivityWorkItem, result: pb.HistoryEvent, now: datetime) -> None:
+        with self._lock:
+            self._owned_activity(item)
+            del self._activity_locks[cast(int, item.token)]
+            if item.task.instance_id in self._instances:
+                self._deliver(item.task.instance_id, result, None, now=None)
+            self._changed.notify_all()
+
+    def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:
+        with self._lock:
+            self._owned_activity(item)
+            del self._activity_locks[cast(int, item.token)]
+            self._activities.appendleft((cast(int, item.token), item.task))
+            self._changed.notify_all()
+
+    # -- scheduling queries -------------------------------------------------------------------------
+
+    def next_wakeup(self) -> datetime | None:
+        with self._lock:
+            while self._delayed:
+                when, _, instance_id, generation, _ = self._delayed[0]
+                inst = self._instances.get(instance_id)
+                if inst is not None and inst.generation == generation:
+                    return when
+                heapq.heappop(self._delayed)
+            return None
+
+    def has_visible_work(self, now: datetime) -> bool:
+        with self._lock:
+            self._release_due(now)
+            self._expire_locks(now)
+            return bool(self._ready) or bool(self._activities)
+
+    def wait_for_work(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _deliver(self, instance_id: str, event: pb.HistoryEvent, visible_at: datetime | None,
+                 now: datetime | None) -> None:
+        inst = self._instances[instance_id]
+        if visible_at is not None:
+            self._push_delayed(visible_at, instance_id, inst.generation, event)
+            return
+        inst.inbox.append(event)
+        if inst.owner is None and (inst.history or any(_starts(e) for e in inst.inbox)):
+            self._ready[instance_id] = None
+
+    def _push_delayed(self, when: datetime, instance_id: str, generation: int, event: pb.HistoryEvent) -> None:
+        heapq.heappush(self._delayed, (when, next(self._seq), instance_id, generation, event))
+
+    def _release_due(self, now: datetime) -> None:
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            _, _, instance_id, generation, event = heapq.heappop(delayed)
+            inst = self._instances.get(instance_id)
+            if inst is not None and inst.generation == generation:
+                self._deliver(instance_id, event, None, now=None)
+
+    def _route(self, message: Message) -> bool:
+        event = message.event
+        target = self._instances.get(message.instance_id)
+        if event.HasField("executionStarted"):
+            # a sub-orchestration start: creates (or replaces a finished) instance
+            if target is not None and not is_terminal(target.record.status):
+                return False
+            if target is not None:
+                self._drop(message.instance_id)
+            started = event.executionStarted
+            parent = started.parentInstance
+            record = InstanceRecord(
+                instance_id=message.instance_id,
+                name=started.name,
+                status=pb.ORCHESTRATION_STATUS_PENDING,
+                created_at=event.timestamp.ToDatetime(),
+                last_updated_at=event.timestamp.ToDatetime(),
+                execution_id=started.orchestrationInstance.executionId.value or None,
+                input=started.input.value if started.HasField("input") else None,
+                parent_instance_id=parent.orchestrationInstance.instanceId or None,
+                parent_task_id=parent.taskScheduledId,
+                version=started.version.value if started.HasField("version") else None,
+            )
+            self._instances[message.instance_id] = _Instance(record=record)
+            self._deliver(message.instance_id, event, message.visible_at, now=None)
+            return True
+        if target is None:
+            return False
+        self._deliver(message.instance_id, event, message.visible_at, now=None)
+        return True
+
+    def _drop(self, instance_id: str) -> None:
+        inst = self._instances.pop(instance_id, None)
+        self._ready.pop(instance_id, None)
+        self._locked.pop(instance_id, None)
+        if inst is not None:
+            inst.generation += 1  # invalidates its delayed messages
+        self._activities = deque((k, t) for k, t in self._activities if t.instance_id != instance_id)
+
+    def _owned(self, item: OrchestrationWorkItem) -> _Instance:
+        inst = self._instances.get(item.instance_id)
+        expected, _ = cast(tuple[_Instance, int], item.token)
+        if inst is None or inst is not expected or inst.owner != item.owner or inst.locked_until != item.locked_until:
+            raise LockLostError(
+                f"the lock on orchestration {item.instance_id!r} held by {item.owner!r} expired and was taken "
+                "over (or the instance was purged); nothing was written"
+            )
+        return inst
+
+    def _owned_activity(self, item: ActivityWorkItem) -> None:
+        held = self._activity_locks.get(cast(int, item.token))
+        if held is None or held[1] != item.owner or held[2] != item.locked_until:
+            raise LockLostError(
+                f"the lock on activity {item.task.name!r} (instance {item.task.instance_id!r}, task "
+                f"#{item.task.task_id}) held by {item.owner!r} was lost; nothing was written"
+            )
+
+    def _unlock(self, inst: _Instance) -> None:
+        inst.owner = None
+        inst.locked_until = None
+        self._locked.pop(inst.record.instance_id, None)
+        if inst.inbox:
+            self._ready[inst.record.instance_id] = None
+
+    def _expire_locks(self, now: datetime) -> None:
+        if self._locked:
+            for inst in list(self._locked.values()):
+                if inst.locked_until is not None and inst.locked_until <= now:
+                    self._unlock(inst)
+        if self._activity_locks:
+            for key, (task, _, until) in list(self._activity_locks.items()):
+                if until <= now:
+                    del self._activity_locks[key]
+                    self._activities.appendleft((key, task))
+
+
+def _status(status: int) -> str:
+    return str(pb.OrchestrationStatus.Name(status)).removeprefix("ORCHESTRATION_STATUS_")
+
+
+def _matches(record: InstanceRecord, query: InstanceQuery) -> bool:
+    if query.runtime_status and record.status not in query.runtime_status:
+        return False
+    if query.created_from is not None and record.created_at < query.created_from:
+        return False
+    if query.created_to is not None and record.created_at > query.created_to:
+        return False
+    if query.instance_id_prefix and not record.instance_id.startswith(query.instance_id_prefix):
+        return False
+    return not (query.name is not None and record.name != query.name)

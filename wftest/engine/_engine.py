@@ -1,0 +1,359 @@
+"""``Engine``: a backend, a clock, a registry and the worker, behind one object.
+
+Two ways to run it:
+
+* deterministic stepping (tests, virtual clock): ``run_until_idle()`` runs every work item that is due
+  now, in a fixed order, on the calling thread; ``advance(delta)`` moves the virtual clock and runs
+  what becomes due on the way; ``client.wait_for_*`` does both until the instance gets there.
+* concurrent (real time): ``start()`` runs worker threads that poll the backend until ``stop()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from wftest import _events as ev
+from wftest.backends import Backend, MemoryBackend
+from wftest.converter import DEFAULT_CONVERTER, Converter
+from wftest.engine._client import TaskHubClient
+from wftest.engine._clock import Clock, VirtualClock
+from wftest.engine._worker import Worker
+from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, WaitTimeoutError
+from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry
+from wftest.orchestration._executor import Guard
+from wftest.orchestration._registry import Activity, Orchestrator
+from wftest.protos import orchestrator_service_pb2 as pb
+from wftest.runtime import SUSPENDED, InstanceRecord, Message
+
+logger = logging.getLogger("wftest.engine")
+
+_ENGINE_IDS = itertools.count(1)
+_INSTANCE_NAMESPACE = uuid.UUID("0b8f3d52-3c1e-4a8e-b7a5-6f1f0d2e9c47")
+
+
+@dataclass(frozen=True)
+class UndeliveredMessage:
+    """A message that could not be delivered because its target instance does not exist."""
+
+    sender_instance_id: str
+    target_instance_id: str
+    event: pb.HistoryEvent
+
+    def __str__(self) -> str:
+        return (f"{ev.describe_event(self.event)} from {self.sender_instance_id!r} to unknown instance "
+                f"{self.target_instance_id!r}")
+
+
+class Engine:
+    """A durable workflow engine.
+
+    Args:
+        backend: storage (default: a new ``MemoryBackend``).
+        clock: time source (default: a new ``VirtualClock`` at 2024-01-01T00:00:00).
+        registry: orchestrators and activities (default: a new, empty ``Registry``).
+        converter: payload converter (default: JSON).
+        sticky: keep executors warm between steps (O(new events) per step). With ``False`` every step
+            replays the whole history, as a stateless durabletask worker does.
+        strict: a changed activity input on replay is an error rather than a warning.
+        maximum_timer_interval: long timers are split into chunks of this length (durabletask's
+            default: 3 days); ``None`` never splits.
+        guard: context-manager factory entered around orchestrator code (strict-mode sandbox hook).
+        lock_timeout: how long a fetched work item stays locked.
+        max_continue_as_new_per_step: guard against endless continue-as-new loops within one step.
+
+    Example::
+
+        engine = Engine()
+        engine.add_orchestrator(order)
+        iid = engine.client.schedule_new_orchestration(order, input={"sku": "A1"})
+        state = engine.client.wait_for_orchestration_completion(iid)
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        converter: Converter = DEFAULT_CONVERTER,
+        sticky: bool = True,
+        strict: bool = False,
+        maximum_timer_interval: timedelta | None = DEFAULT_MAXIMUM_TIMER_INTERVAL,
+        guard: Guard | None = None,
+        lock_timeout: timedelta = timedelta(minutes=5),
+        max_continue_as_new_per_step: int = 1000,
+        executor_cache_size: int = 10_000,
+    ) -> None:
+        self.backend: Backend = backend if backend is not None else MemoryBackend()
+        self.clock: Clock = clock if clock is not None else VirtualClock()
+        self.registry = registry if registry is not None else Registry()
+        self.converter = converter
+        self.sticky = sticky
+        self.strict = strict
+        self.maximum_timer_interval = maximum_timer_interval
+        self.guard = guard
+        self.lock_timeout = lock_timeout
+        self.max_continue_as_new_per_step = max_continue_as_new_per_step
+        self.executor_cache_size = executor_cache_size
+        self.owner = f"engine-{next(_ENGINE_IDS)}"
+        self.worker = Worker(self)
+        self.client = TaskHubClient(self)
+        #: messages sent to instances that do not exist (never silently lost)
+        self.undelivered: list[UndeliveredMessage] = []
+        self._instance_counter = itertools.count(1)
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._wakeup = threading.Event()
+
+    # -- registration -------------------------------------------------------------------------------
+
+    def add_orchestrator(self, fn: Orchestrator) -> str:
+        """Register an orchestrator under its ``__name__``; returns the name."""
+        return self.registry.add_orchestrator(fn)
+
+    def add_named_orchestrator(self, name: str, fn: Orchestrator) -> str:
+        """Register an orchestrator under ``name``."""
+        return self.registry.add_named_orchestrator(name, fn)
+
+    def add_activity(self, fn: Activity) -> str:
+        """Register an activity under its ``__name__``; returns the name."""
+        return self.registry.add_activity(fn)
+
+    def add_named_activity(self, name: str, fn: Activity) -> str:
+        """Register an activity under ``name``."""
+        return self.registry.add_named_activity(name, fn)
+
+    # -- inspection ---------------------------------------------------------------------------------
+
+    def history(self, instance_id: str) -> list[pb.HistoryEvent]:
+        """The instance's history events (a copy)."""
+        return self.backend.get_history(instance_id)
+
+    def new_executor(self, instance_id: str) -> Executor:
+        """A fresh executor configured like this engine (used by the worker and replay checks)."""
+        return Executor(
+            self.registry, instance_id, converter=self.converter,
+            maximum_timer_interval=self.maximum_timer_interval, strict=self.strict, guard=self.guard,
+        )
+
+    def new_instance_id(self) -> str:
+        """A fresh instance id: deterministic on a virtual clock (same run, same ids), random otherwise."""
+        if self.clock.is_virtual:
+            return uuid.uuid5(_INSTANCE_NAMESPACE, f"{self.owner}|{next(self._instance_counter)}").hex
+        return uuid.uuid4().hex
+
+    # -- deterministic stepping ---------------------------------------------------------------------
+
+    def run_until_idle(self) -> int:
+        """Run every work item that is due at the current time; never moves the clock.
+
+        Activities run first, then orchestration steps, so results that are ready together reach
+        their orchestration in one step. Returns the number of work items processed.
+        """
+        backend, worker, owner, lock = self.backend, self.worker, self.owner, self.lock_timeout
+        clock = self.clock
+        processed = 0
+        while True:
+            progressed = False
+            while (activity := backend.fetch_activity_work_item(owner, clock.now(), lock)) is not None:
+                worker.run_activity(activity)
+                processed += 1
+                progressed = True
+            while (item := backend.fetch_orchestration_work_item(owner, clock.now(), lock)) is not None:
+                worker.run_orchestration(item)
+                processed += 1
+                progressed = True
+            if not progressed:
+                return processed
+
+    def advance(self, delta: timedelta) -> int:
+        """Move the virtual clock forward by ``delta``, running what becomes due on the way.
+
+        Each due timer fires at its own time (the clock stops there first). Returns the number of work
+        items processed.
+        """
+        clock = self._virtual_clock("advance()")
+        target = clock.now() + delta
+        processed = self.run_until_idle()
+        while True:
+            wake = self.backend.next_wakeup()
+            if wake is None or wake > target:
+                break
+            clock.jump_to(max(wake, clock.now()))
+            processed += self.run_until_idle()
+        clock.jump_to(target)
+        return processed + self.run_until_idle()
+
+    def run_until(self, done: Callable[[], bool], *, timeout: timedelta | None = None,
+                  describe: Callable[[], str] | None = None) -> None:
+        """Run (with autojump) until ``done()`` is true; virtual clock only.
+
+        Raises ``WaitTimeoutError`` past ``timeout`` (virtual time) and ``OrchestrationStalledError`` when
+        nothing is runnable and no timer is pending.
+        """
+        clock = self._virtual_clock("run_until()")
+        deadline = clock.now() + timeout if timeout is not None else None
+        while True:
+            self.run_until_idle()
+            if done():
+                return
+            wake = self.backend.next_wakeup()
+            if wake is None:
+                raise OrchestrationStalledError(
+                    "the engine is idle and no timer is pending, so nothing can happen without outside help"
+                    + (f": {describe()}" if describe is not None else "")
+                )
+            if deadline is not None and wake > deadline:
+                clock.jump_to(max(deadline, clock.now()))
+                self.run_until_idle()
+                if done():
+                    return
+                raise WaitTimeoutError(
+                    f"not done after {timeout} of virtual time (next timer at {wake.isoformat()})"
+                    + (f": {describe()}" if describe is not None else "")
+                )
+            clock.jump_to(max(wake, clock.now()))
+
+    def wait_for(self, instance_id: str, done: Callable[[InstanceRecord], bool], what: str,
+                  timeout: timedelta | None) -> InstanceRecord:
+        """Wait until ``done(record)``; steps the engine on a virtual clock, polls otherwise."""
+        backend = self.backend
+        if backend.get_instance(instance_id) is None:
+            raise InstanceNotFoundError(instance_id)
+
+        def current() -> InstanceRecord:
+            record = backend.get_instance(instance_id)
+            if record is None:
+                raise InstanceNotFoundError(instance_id, f"instance {instance_id!r} was purged while waiting")
+            return record
+
+        if self.clock.is_virtual and not self._threads:
+            self.run_until(
+                lambda: done(current()),
+                timeout=timeout,
+                describe=lambda: f"instance {instance_id!r} waits for {what}: {self.describe_waiting(instance_id)}",
+            )
+            return current()
+        deadline = time.monotonic() + timeout.total_seconds() if timeout is not None else None
+        while True:
+            record = current()
+            if done(record):
+                return record
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise WaitTimeoutError(f"instance {instance_id!r}: no {what} within {timeout}")
+            backend.wait_for_work(min(0.05, remaining) if remaining is not None else 0.05)
+
+    def describe_waiting(self, instance_id: str) -> str:
+        """What an idle instance is waiting for, in words (used in stall errors)."""
+        record = self.backend.get_instance(instance_id)
+        if record is None:
+            return "it does not exist"
+        if record.status == SUSPENDED:
+            return "it is SUSPENDED; resume it with client.resume_orchestration()"
+        executor = self.worker.cached_executor(instance_id)
+        if executor is None and record.history_length:
+            executor = self.new_executor(instance_id)
+            try:
+                executor.execute(self.backend.get_history(instance_id), [])
+            except Exception:
+                executor = None
+        if executor is None:
+            return f"it is {ev.status_name(record.status)}"
+        waits = sorted(executor.ctx._event_waiters)
+        if waits:
+            return ("it waits for external event(s) " + ", ".join(repr(w) for w in waits)
+                    + "; raise them with client.raise_orchestration_event()")
+        return f"it is {ev.status_name(record.status)} and waits for nothing the engine can deliver"
+
+    def _virtual_clock(self, what: str) -> VirtualClock:
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise TypeError(f"{what} needs a VirtualClock; this engine runs on {clock!r}")
+        if self._threads:
+            raise RuntimeError(f"{what} is for deterministic stepping; stop() the worker threads first")
+        return clock
+
+    # -- concurrent mode ----------------------------------------------------------------------------
+
+    def start(self, *, activity_threads: int = 4) -> Engine:
+        """Start worker threads (real-time mode): one for orchestrations, ``activity_threads`` for activities.
+
+        Returns the engine, so ``with Engine(clock=SystemClock()).start() as engine:`` works.
+        """
+        if self._threads:
+            raise RuntimeError("the engine is already started")
+        if self.clock.is_virtual:
+            raise RuntimeError(
+                "worker threads need a real clock: use Engine(clock=SystemClock()), or drive a virtual clock "
+                "with run_until_idle() / advance() / client.wait_for_orchestration_completion()"
+            )
+        self._stopping.clear()
+        self._threads = [threading.Thread(target=self._orchestration_loop, name=f"{self.owner}-orch", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._activity_loop, name=f"{self.owner}-act-{i}", daemon=True)
+            for i in range(activity_threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the worker threads; in-flight work items finish first (or are taken over after expiry)."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+        self.worker.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _orchestration_loop(self) -> None:
+        self._poll(lambda now: self.backend.fetch_orchestration_work_item(self.owner, now, self.lock_timeout),
+                   self.worker.run_orchestration)
+
+    def _activity_loop(self) -> None:
+        self._poll(lambda now: self.backend.fetch_activity_work_item(self.owner, now, self.lock_timeout),
+                   self.worker.run_activity)
+        self.worker.close()
+
+    def _poll(self, fetch: Callable[[datetime], Any], run: Callable[[Any], None]) -> None:
+        while not self._stopping.is_set():
+            try:
+                item = fetch(self.clock.now())
+                if item is None:
+                    wake = self.backend.next_wakeup()
+                    wait = 0.05
+                    if wake is not None:
+                        wait = min(wait, max(0.0, (wake - self.clock.now()).total_seconds()))
+                    self.backend.wait_for_work(wait)
+                    continue
+                run(item)
+            except Exception:
+                logger.exception("worker %s: a work item failed; it will be retried", self.owner)
+
+    # -- reporting ----------------------------------------------------------------------------------
+
+    def abandon_delay(self, attempts: int) -> timedelta:
+        """How long abandoned orchestration work stays hidden: grows with the number of attempts."""
+        return timedelta(seconds=min(60.0, 0.5 * 2 ** max(0, attempts - 1)))
+
+    def _report_undelivered(self, sender: str, message: Message) -> None:
+        undelivered = UndeliveredMessage(sender, message.instance_id, message.event)
+        self.undelivered.append(undelivered)
+        logger.warning("undelivered message: %s", undelivered)
+
+    def _notify_started(self) -> None:
+        self._wakeup.set()

@@ -1,0 +1,231 @@
+"""The worker: runs one orchestration step or one activity, and commits the outcome.
+
+Orchestration steps keep their executor alive between steps (sticky), keyed by instance and checked
+against the history length, so a step costs O(new events); a cache miss (another worker, a restart,
+an evicted entry) replays the history from scratch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wftest import _events as ev
+from wftest._failure import FailureDetails
+from wftest.backends import ActivityWorkItem, OrchestrationWorkItem
+from wftest.errors import LockLostError, NonDeterminismError, NotRegisteredError, OrchestrationStateError
+from wftest.orchestration import ActivityContext, ExecutionResult, Executor
+from wftest.protos import orchestrator_service_pb2 as pb
+from wftest.runtime import (
+    FAILED,
+    ActivityTask,
+    InstanceRecord,
+    Message,
+    StepUpdate,
+    apply_step,
+    is_terminal,
+    needs_history,
+    terminate_without_start,
+)
+
+if TYPE_CHECKING:
+    from wftest.engine._engine import Engine
+
+logger = logging.getLogger("wftest.engine")
+
+
+class Worker:
+    """Processes work items for one engine. One per engine; safe to call from several threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._cache: dict[str, tuple[Executor, int]] = {}
+        self._cache_lock = threading.Lock()
+        self._loops = threading.local()
+
+    # -- orchestrations -----------------------------------------------------------------------------
+
+    def run_orchestration(self, item: OrchestrationWorkItem) -> None:
+        """Run one step for the locked instance and commit it."""
+        engine = self.engine
+        record = item.record
+        now = engine.clock.now()
+        events = _without_duplicates(item.new_events, started=item.history_length > 0)
+        if is_terminal(record.status) or not events:
+            # work for a completed instance, or nothing but duplicates: consume it, change nothing
+            self._commit(item, StepUpdate(record=record, new_history=[]), now, executor=None)
+            return
+        if item.history_length == 0 and not any(e.HasField("executionStarted") for e in events):
+            step = [ev.orchestrator_started(now), *events]
+            self._commit(item, terminate_without_start(record, step, now), now, executor=None)
+            return
+        step = [ev.orchestrator_started(now), *events]
+        try:
+            executor, result, history = self._execute(item, step)
+            update = apply_step(record, step, result, now,
+                                history=self._history(item, history) if needs_history(step, result) else None)
+            replaced = False
+            generations = 0
+            while update.replace_history:
+                # continue-as-new: run the next execution now, in the same work item
+                replaced = True
+                generations += 1
+                executor = engine.new_executor(item.instance_id)
+                generation_events = list(update.new_history)
+                if generations > engine.max_continue_as_new_per_step:
+                    result = _failure_result(
+                        OrchestrationStateError(
+                            f"instance {item.instance_id!r} continued as new {generations - 1} times in one step "
+                            "without waiting for anything; this looks like an endless loop (raise "
+                            "Engine(max_continue_as_new_per_step=...) if it is intended)"
+                        )
+                    )
+                else:
+                    result = self._guarded(executor.execute, [], generation_events)
+                update = apply_step(update.record, generation_events, result, now)
+            update.replace_history = replaced
+        except Exception:
+            self._evict(item.instance_id)
+            self.engine.backend.abandon_orchestration_work_item(item, now, engine.abandon_delay(1))
+            raise
+        self._commit(item, update, now, executor=executor)
+
+    def _execute(self, item: OrchestrationWorkItem, step: list[pb.HistoryEvent]
+                 ) -> tuple[Executor, ExecutionResult, list[pb.HistoryEvent] | None]:
+        engine = self.engine
+        with self._cache_lock:
+            cached = self._cache.pop(item.instance_id, None)
+        if engine.sticky and cached is not None and cached[1] == item.history_length:
+            executor = cached[0]
+            return executor, self._guarded(executor.resume, step), None
+        history = engine.backend.get_history(item.instance_id) if item.history_length else []
+        executor = engine.new_executor(item.instance_id)
+        return executor, self._guarded(executor.execute, history, step), history
+
+    def _guarded(self, run: Any, *args: Any) -> ExecutionResult:
+        try:
+            result: ExecutionResult = run(*args)
+            return result
+        except (NonDeterminismError, OrchestrationStateError) as err:
+            # The code cannot go on with this history: the instance fails, with the diff as its message.
+            logger.error("%s", err)
+            return _failure_result(err)
+
+    def _history(self, item: OrchestrationWorkItem, loaded: list[pb.HistoryEvent] | None) -> list[pb.HistoryEvent]:
+        if loaded is not None:
+            return loaded
+        return self.engine.backend.get_history(item.instance_id) if item.history_length else []
+
+    def _commit(
+        self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime, executor: Executor | None
+    ) -> None:
+        engine = self.engine
+        try:
+            undelivered = engine.backend.complete_orchestration_work_item(item, update, now)
+        except LockLostError:
+            self._evict(item.instance_id)
+            logger.warning("lost the lock on %r; the step was discarded", item.instance_id)
+            raise
+        if executor is not None and not is_terminal(update.record.status):
+            length = len(update.new_history) + (0 if update.replace_history else item.history_length)
+            with self._cache_lock:
+                self._cache[item.instance_id] = (executor, length)
+                while len(self._cache) > engine.executor_cache_size:
+                    self._cache.pop(next(iter(self._cache)))
+        for message in undelivered:
+            self._undeliverable(update.record, message, now)
+
+    def _undeliverable(self, sender: InstanceRecord, message: Message, now: datetime) -> None:
+        event = message.event
+        if event.HasField("executionStarted") and event.executionStarted.HasField("parentInstance"):
+            parent = event.executionStarted.parentInstance
+            failure = FailureDetails(
+                message=f"cannot start sub-orchestration {event.executionStarted.name!r}: an instance with id "
+                f"{message.instance_id!r} already exists and is still running",
+                error_type="wftest.errors.InstanceAlreadyExistsError",
+            )
+            self.engine.backend.add_event(
+                parent.orchestrationInstance.instanceId,
+                ev.sub_orchestration_failed(now, parent.taskScheduledId, failure.to_proto()),
+            )
+            return
+        self.engine._report_undelivered(sender.instance_id, message)
+
+    def _evict(self, instance_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(instance_id, None)
+
+    def cached_executor(self, instance_id: str) -> Executor | None:
+        """The warm executor of an instance, if one is cached (for diagnostics)."""
+        with self._cache_lock:
+            cached = self._cache.get(instance_id)
+        return cached[0] if cached is not None else None
+
+    # -- activities ---------------------------------------------------------------------------------
+
+    def run_activity(self, item: ActivityWorkItem) -> None:
+        """Run one activity and commit its result (or failure)."""
+        engine = self.engine
+        result = self.execute_activity(item.task)
+        engine.backend.complete_activity_work_item(item, result, engine.clock.now())
+
+    def execute_activity(self, task: ActivityTask) -> pb.HistoryEvent:
+        """Call the activity function; the ``TaskCompleted`` or ``TaskFailed`` event for its result."""
+        engine = self.engine
+        try:
+            fn = engine.registry.get_activity(task.name)
+            if fn is None:
+                raise NotRegisteredError("activity", task.name, engine.registry.activity_names)
+            value = engine.converter.deserialize(task.input)
+            ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at)
+            output = fn(ctx, value) if engine.registry.activity_takes_input(task.name) else fn(ctx)
+            if inspect.isawaitable(output):
+                output = self._event_loop().run_until_complete(_await(output))
+            encoded = engine.converter.serialize(output)
+        except Exception as err:
+            return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(err))
+        return ev.task_completed(engine.clock.now(), task.task_id, encoded)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        loop: asyncio.AbstractEventLoop | None = getattr(self._loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            self._loops.loop = loop
+        return loop
+
+    def close(self) -> None:
+        """Close this thread's event loop, if one was created."""
+        loop = getattr(self._loops, "loop", None)
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                loop.close()
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _without_duplicates(events: list[pb.HistoryEvent], *, started: bool) -> list[pb.HistoryEvent]:
+    """Drop a second ``ExecutionStarted`` and any ``ExecutionCompleted`` arriving as new events."""
+    kept: list[pb.HistoryEvent] = []
+    seen_start = started
+    for event in events:
+        kind = event.WhichOneof("eventType")
+        if kind == "executionStarted":
+            if seen_start:
+                continue
+            seen_start = True
+        elif kind == "executionCompleted":
+            continue
+        kept.append(event)
+    return kept
+
+
+def _failure_result(error: BaseException) -> ExecutionResult:
+    details = FailureDetails.from_exception(error)
+    return ExecutionResult(actions=[ev.complete_orchestration_action(0, FAILED, None, details.to_proto())])

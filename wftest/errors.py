@@ -1,0 +1,157 @@
+"""Every public exception of wftest.
+
+The tree (each class also subclasses the builtin it resembles, so ``except LookupError`` and friends
+keep working)::
+
+    WftestError
+    ├── TaskFailedError                  an activity / sub-orchestration failed; raised at the ``yield``
+    │   └── TaskTimeoutError (TimeoutError)   a wait with a timeout ran out of time
+    ├── NonDeterminismError (RuntimeError)    replay did not reproduce the history
+    ├── NonDeterministicCallError (RuntimeError)  strict mode: orchestrator code called the wall clock, ...
+    ├── OrchestrationStateError (RuntimeError)     malformed history or misuse of the executor
+    ├── InstanceNotFoundError (LookupError)
+    ├── InstanceAlreadyExistsError (ValueError)
+    ├── InstanceNotCompletedError (RuntimeError)   e.g. purge of a running instance
+    ├── OrchestrationStalledError (RuntimeError)   virtual clock: nothing runnable, no timer pending
+    ├── WaitTimeoutError (TimeoutError)            ``wait_for_*`` ran past its timeout
+    ├── OrchestrationFailedError (RuntimeError)    ``OrchestrationState.raise_if_failed()``
+    ├── LockLostError (RuntimeError)               a work item was completed after its lock expired
+    └── NotRegisteredError (LookupError)           an orchestrator or activity name is unknown
+
+Messages say what happened, where (instance id, event index, file:line) and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wftest._failure import FailureDetails
+
+
+class WftestError(Exception):
+    """Root of every exception raised by wftest."""
+
+
+class TaskFailedError(WftestError):
+    """A task awaited by an orchestrator failed.
+
+    Raised at the ``yield`` (or ``await``) of a failed activity or sub-orchestration. The orchestrator
+    may catch it; ``details`` describes the original error::
+
+        try:
+            yield ctx.call_activity(charge_card, input=order)
+        except TaskFailedError as err:
+            if err.details.is_caused_by(ValueError):
+                ...
+    """
+
+    def __init__(self, message: str, details: FailureDetails) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class TaskTimeoutError(TaskFailedError, TimeoutError):
+    """A ``wait_for_external_event(..., timeout=...)`` ran out of (orchestration) time."""
+
+
+class NonDeterminismError(WftestError, RuntimeError):
+    """Replaying the history with today's code did not reproduce it.
+
+    Attributes:
+        index: position in the history of the first event that does not match (``None`` when the
+            mismatch is an action that the history never recorded, at the end of the history).
+        expected: short description of what the history holds there.
+        actual: short description of what the code did instead.
+        instance_id: the instance whose history was replayed, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+        instance_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.expected = expected
+        self.actual = actual
+        self.instance_id = instance_id
+
+
+class NonDeterministicCallError(WftestError, RuntimeError):
+    """Strict mode: orchestrator code called something whose result differs on replay."""
+
+
+class OrchestrationStateError(WftestError, RuntimeError):
+    """The history handed to the executor is malformed, or the executor was misused."""
+
+
+class InstanceNotFoundError(WftestError, LookupError):
+    """No orchestration instance has this id."""
+
+    def __init__(self, instance_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"no orchestration instance with id {instance_id!r}")
+        self.instance_id = instance_id
+
+
+class InstanceAlreadyExistsError(WftestError, ValueError):
+    """An instance with this id exists and the id-reuse policy forbids replacing it."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"orchestration instance already exists: {instance_id!r} (status {status}); pass "
+            "reuse_id_policy=IdReusePolicy.TERMINATE to replace it or IdReusePolicy.IGNORE to keep it"
+        )
+        self.instance_id = instance_id
+
+
+class InstanceNotCompletedError(WftestError, RuntimeError):
+    """The operation needs a completed instance (e.g. purge) but this one is still running."""
+
+    def __init__(self, instance_id: str, status: str, operation: str) -> None:
+        super().__init__(
+            f"cannot {operation} orchestration instance {instance_id!r}: it is {status}, not completed; "
+            "terminate it first"
+        )
+        self.instance_id = instance_id
+
+
+class OrchestrationStalledError(WftestError, RuntimeError):
+    """With a virtual clock, the engine is idle, no timer is pending and the instance is not done.
+
+    Nothing can ever move it on except something from outside (an event, a terminate), so waiting
+    would hang forever. The message says what the instance is waiting for.
+    """
+
+
+class WaitTimeoutError(WftestError, TimeoutError):
+    """``wait_for_orchestration_start`` / ``..._completion`` did not finish within its timeout."""
+
+
+class OrchestrationFailedError(WftestError, RuntimeError):
+    """Raised by ``OrchestrationState.raise_if_failed()`` for a FAILED instance."""
+
+    def __init__(self, message: str, details: FailureDetails | None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class LockLostError(WftestError, RuntimeError):
+    """A work item was completed or abandoned by an owner whose lock had expired or been taken over.
+
+    Nothing was written: another worker owns the work now.
+    """
+
+
+class NotRegisteredError(WftestError, LookupError):
+    """An orchestrator or activity was referenced by a name that no registry knows."""
+
+    def __init__(self, kind: str, name: str, known: Any = ()) -> None:
+        names = ", ".join(sorted(known)) or "none"
+        super().__init__(f"no {kind} named {name!r} is registered (registered {kind}s: {names})")
+        self.kind = kind
+        self.name = name
