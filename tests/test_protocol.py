@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from durabletask.entities import EntityInstanceId
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as dt
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format
@@ -367,7 +368,10 @@ OTHER_MESSAGE_CASES = [
 
 
 def test_every_history_event_and_action_kind_is_covered() -> None:
-    assert (len(HISTORY_EVENT_CASES), len(ACTION_CASES)) == (28, 8)
+    events = [case.values[1] for case in HISTORY_EVENT_CASES]
+    actions = [case.values[1] for case in ACTION_CASES]
+    assert (len(events), events[0], events[-1]) == (28, "executionStarted", "executionRewound")
+    assert (len(actions), actions[0], actions[-1]) == (8, "scheduleTask", "rewindOrchestration")
 
 
 @pytest.mark.parametrize(("message_name", "kind"), KIND_CASES)
@@ -449,7 +453,7 @@ def durabletask_history() -> list[dt.HistoryEvent]:
 
 
 def durabletask_actions() -> list[dt.OrchestratorAction]:
-    """Actions as durabletask's executor builds them."""
+    """Actions as durabletask's executor builds them (entity ones included)."""
     return [
         helpers.new_schedule_task_action(1, "charge_card", '{"amount": 3}', {"team": "shop"}),
         helpers.new_create_timer_action(2, START + timedelta(hours=1)),
@@ -462,6 +466,8 @@ def durabletask_actions() -> list[dt.OrchestratorAction]:
             carryover_events=[helpers.new_event_raised_event("approval", "false")],
             new_version="3",
         ),
+        helpers.new_signal_entity_action(6, EntityInstanceId("counter", "c1"), "add", "1", "req-1"),
+        helpers.new_call_entity_action(7, "i1", EntityInstanceId("counter", "c1"), "get", None, "req-2"),
     ]
 
 

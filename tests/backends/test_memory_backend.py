@@ -1,0 +1,203 @@
+"""MemoryBackend: queues, visibility times, locks with expiry, atomic commits, purge and query."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from wftest import _events as ev
+from wftest.backends import IdReusePolicy, InstanceQuery, InstanceRecord, MemoryBackend, StepUpdate
+from wftest.errors import InstanceAlreadyExistsError, InstanceNotCompletedError, InstanceNotFoundError, LockLostError
+from wftest.protos import orchestrator_service_pb2 as pb
+from wftest.runtime import COMPLETED, PENDING, ActivityTask, Message
+
+T0 = datetime(2024, 1, 1)
+LOCK = timedelta(seconds=30)
+
+
+def _create(backend: MemoryBackend, iid: str = "i1", *, visible_at: datetime | None = None,
+            policy: IdReusePolicy = IdReusePolicy.ERROR, created: datetime = T0, name: str = "wf") -> bool:
+    record = InstanceRecord(instance_id=iid, name=name, status=PENDING, created_at=created, last_updated_at=created)
+    start = ev.execution_started(created, name, iid, None)
+    return backend.create_instance(start, record, visible_at=visible_at, policy=policy, now=created)
+
+
+def _finish(backend: MemoryBackend, iid: str) -> None:
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None and item.instance_id == iid
+    record = item.record.copy()
+    record.status = COMPLETED
+    backend.complete_orchestration_work_item(item, StepUpdate(record=record, new_history=list(item.new_events)), T0)
+
+
+def test_new_instance_is_fetchable_with_its_start_event() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    assert [e.WhichOneof("eventType") for e in item.new_events] == ["executionStarted"]
+    assert item.history_length == 0
+
+
+def test_locked_instance_is_not_fetched_twice() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    assert backend.fetch_orchestration_work_item("a", T0, LOCK) is not None
+    assert backend.fetch_orchestration_work_item("b", T0, LOCK) is None
+
+
+def test_expired_lock_is_taken_over_and_the_old_owner_cannot_commit() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    first = backend.fetch_orchestration_work_item("a", T0, LOCK)
+    assert first is not None
+    second = backend.fetch_orchestration_work_item("b", T0 + LOCK + timedelta(seconds=1), LOCK)
+    assert second is not None and second.owner == "b"
+    with pytest.raises(LockLostError, match="nothing was written"):
+        backend.complete_orchestration_work_item(first, StepUpdate(record=first.record, new_history=[]), T0)
+    assert backend.get_history("i1") == []
+
+
+def test_commit_appends_history_and_enqueues_activities_and_timers_atomically() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    fire_at = T0 + timedelta(hours=1)
+    timer = ev.timer_fired(fire_at, 2, ev.timestamp(fire_at))
+    update = StepUpdate(
+        record=item.record,
+        new_history=list(item.new_events),
+        activities=[ActivityTask("i1", None, 1, "act", None, T0)],
+        messages=[Message("i1", timer, fire_at)],
+    )
+    assert backend.complete_orchestration_work_item(item, update, T0) == []
+    assert len(backend.get_history("i1")) == 1
+    activity = backend.fetch_activity_work_item("w", T0, LOCK)
+    assert activity is not None and activity.task.name == "act"
+    assert backend.fetch_orchestration_work_item("w", T0, LOCK) is None  # the timer is not visible yet
+    assert backend.next_wakeup() == fire_at
+    item = backend.fetch_orchestration_work_item("w", fire_at, LOCK)
+    assert item is not None and item.new_events[0].HasField("timerFired")
+
+
+def test_delayed_start_is_invisible_until_its_time() -> None:
+    backend = MemoryBackend()
+    later = T0 + timedelta(minutes=5)
+    _create(backend, visible_at=later)
+    assert backend.fetch_orchestration_work_item("w", T0, LOCK) is None
+    assert backend.next_wakeup() == later
+    assert backend.fetch_orchestration_work_item("w", later, LOCK) is not None
+
+
+def test_event_for_unstarted_instance_waits_for_the_start() -> None:
+    backend = MemoryBackend()
+    later = T0 + timedelta(minutes=5)
+    _create(backend, visible_at=later)
+    backend.add_event("i1", ev.event_raised(T0, "go", None))
+    assert backend.fetch_orchestration_work_item("w", T0, LOCK) is None
+    item = backend.fetch_orchestration_work_item("w", later, LOCK)
+    assert item is not None
+    assert [e.WhichOneof("eventType") for e in item.new_events] == ["eventRaised", "executionStarted"]
+
+
+def test_abandoned_orchestration_work_reappears_after_the_delay() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    backend.abandon_orchestration_work_item(item, T0, timedelta(seconds=10))
+    assert backend.fetch_orchestration_work_item("w", T0, LOCK) is None
+    assert backend.fetch_orchestration_work_item("w", T0 + timedelta(seconds=10), LOCK) is not None
+
+
+def test_abandoned_activity_work_is_visible_at_once() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    update = StepUpdate(record=item.record, new_history=[], activities=[ActivityTask("i1", None, 1, "a", None, T0)])
+    backend.complete_orchestration_work_item(item, update, T0)
+    activity = backend.fetch_activity_work_item("w", T0, LOCK)
+    assert activity is not None
+    backend.abandon_activity_work_item(activity, T0)
+    again = backend.fetch_activity_work_item("w", T0, LOCK)
+    assert again is not None and again.task.task_id == 1
+
+
+def test_activity_completed_after_its_lock_expired_writes_nothing() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    update = StepUpdate(record=item.record, new_history=[], activities=[ActivityTask("i1", None, 1, "a", None, T0)])
+    backend.complete_orchestration_work_item(item, update, T0)
+    stale = backend.fetch_activity_work_item("a", T0, LOCK)
+    assert stale is not None
+    fresh = backend.fetch_activity_work_item("b", T0 + LOCK, LOCK)
+    assert fresh is not None
+    with pytest.raises(LockLostError):
+        backend.complete_activity_work_item(stale, ev.task_completed(T0, 1, "1"), T0)
+    assert backend.fetch_orchestration_work_item("w", T0 + LOCK, LOCK) is None
+
+
+def test_duplicate_instance_id_is_an_error_by_default() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    with pytest.raises(InstanceAlreadyExistsError, match="already exists"):
+        _create(backend)
+
+
+def test_ignore_policy_keeps_the_existing_instance() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    assert _create(backend, policy=IdReusePolicy.IGNORE) is False
+
+
+def test_message_to_unknown_instance_is_returned_as_undelivered() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    lost = Message("nobody", ev.event_raised(T0, "hello", None))
+    undelivered = backend.complete_orchestration_work_item(
+        item, StepUpdate(record=item.record, new_history=[], messages=[lost]), T0
+    )
+    assert undelivered == [lost]
+
+
+def test_add_event_to_unknown_instance_fails() -> None:
+    with pytest.raises(InstanceNotFoundError, match="nobody"):
+        MemoryBackend().add_event("nobody", ev.event_raised(T0, "x", None))
+
+
+def test_purge_refuses_running_and_deletes_completed() -> None:
+    backend = MemoryBackend()
+    _create(backend)
+    with pytest.raises(InstanceNotCompletedError, match="not completed"):
+        backend.purge_instance("i1")
+    _finish(backend, "i1")
+    backend.purge_instance("i1")
+    assert backend.get_instance("i1") is None
+    with pytest.raises(InstanceNotFoundError):
+        backend.purge_instance("i1")
+
+
+def test_query_filters_and_pages_in_creation_order() -> None:
+    backend = MemoryBackend()
+    for n in range(5):
+        _create(backend, f"job-{n}", created=T0 + timedelta(minutes=n))
+    _create(backend, "other", created=T0)
+    first, token = backend.query_instances(InstanceQuery(instance_id_prefix="job-", page_size=2))
+    assert [r.instance_id for r in first] == ["job-0", "job-1"]
+    second, token = backend.query_instances(InstanceQuery(instance_id_prefix="job-", page_size=2,
+                                                          continuation_token=token))
+    assert [r.instance_id for r in second] == ["job-2", "job-3"]
+    third, token = backend.query_instances(InstanceQuery(instance_id_prefix="job-", page_size=2,
+                                                         continuation_token=token))
+    assert [r.instance_id for r in third] == ["job-4"] and token is None
+    recent, _ = backend.query_instances(InstanceQuery(created_from=T0 + timedelta(minutes=3)))
+    assert {r.instance_id for r in recent} == {"job-3", "job-4"}
+    pending, _ = backend.query_instances(InstanceQuery(runtime_status=[pb.ORCHESTRATION_STATUS_PENDING]))
+    assert len(pending) == 6
