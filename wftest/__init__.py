@@ -7,6 +7,7 @@ Layout (each layer imports only those below it)::
     runtime/         3  applying a step's actions to an instance
     backends/        4  storage: the Backend protocol, MemoryBackend
     engine/          5  clocks, the worker, Engine, TaskHubClient
+    testing/         6  WorkflowTester, mocks, replay checks, timelines
 
 Public names are re-exported here; everything else is internal.
 """
@@ -27,6 +28,7 @@ from wftest.engine import SystemClock as SystemClock
 from wftest.engine import TaskHubClient as TaskHubClient
 from wftest.engine import UndeliveredMessage as UndeliveredMessage
 from wftest.engine import VirtualClock as VirtualClock
+from wftest.errors import ExpectationError as ExpectationError
 from wftest.errors import InstanceAlreadyExistsError as InstanceAlreadyExistsError
 from wftest.errors import InstanceNotCompletedError as InstanceNotCompletedError
 from wftest.errors import InstanceNotFoundError as InstanceNotFoundError
@@ -37,8 +39,10 @@ from wftest.errors import NotRegisteredError as NotRegisteredError
 from wftest.errors import OrchestrationFailedError as OrchestrationFailedError
 from wftest.errors import OrchestrationStalledError as OrchestrationStalledError
 from wftest.errors import OrchestrationStateError as OrchestrationStateError
+from wftest.errors import RunLimitError as RunLimitError
 from wftest.errors import TaskFailedError as TaskFailedError
 from wftest.errors import TaskTimeoutError as TaskTimeoutError
+from wftest.errors import UnexpectedCallError as UnexpectedCallError
 from wftest.errors import WaitTimeoutError as WaitTimeoutError
 from wftest.errors import WftestError as WftestError
 from wftest.orchestration import ActivityContext as ActivityContext
@@ -55,12 +59,20 @@ from wftest.orchestration import Task as Task
 from wftest.orchestration import TimerTask as TimerTask
 from wftest.orchestration import when_all as when_all
 from wftest.orchestration import when_any as when_any
+from wftest.testing import ANY as ANY
+from wftest.testing import Call as Call
+from wftest.testing import Mock as Mock
+from wftest.testing import RunResult as RunResult
+from wftest.testing import WorkflowTester as WorkflowTester
+from wftest.testing import render_timeline as render_timeline
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ANY",
     "ActivityContext",
     "Backend",
+    "Call",
     "CancellableTask",
     "Clock",
     "CompletableTask",
@@ -68,6 +80,7 @@ __all__ = [
     "Engine",
     "ExecutionResult",
     "Executor",
+    "ExpectationError",
     "FailureDetails",
     "IdReusePolicy",
     "InstanceAlreadyExistsError",
@@ -76,6 +89,7 @@ __all__ = [
     "JsonConverter",
     "LockLostError",
     "MemoryBackend",
+    "Mock",
     "NonDeterminismError",
     "NonDeterminismWarning",
     "NonDeterministicCallError",
@@ -91,6 +105,8 @@ __all__ = [
     "QueryResult",
     "Registry",
     "RetryPolicy",
+    "RunLimitError",
+    "RunResult",
     "SystemClock",
     "Task",
     "TaskFailedError",
@@ -98,9 +114,12 @@ __all__ = [
     "TaskTimeoutError",
     "TimerTask",
     "UndeliveredMessage",
+    "UnexpectedCallError",
     "VirtualClock",
     "WaitTimeoutError",
     "WftestError",
+    "WorkflowTester",
+    "render_timeline",
     "when_all",
     "when_any",
 ]

@@ -16,7 +16,10 @@ keep working)::
     ├── WaitTimeoutError (TimeoutError)            ``wait_for_*`` ran past its timeout
     ├── OrchestrationFailedError (RuntimeError)    ``OrchestrationState.raise_if_failed()``
     ├── LockLostError (RuntimeError)               a work item was completed after its lock expired
-    └── NotRegisteredError (LookupError)           an orchestrator or activity name is unknown
+    ├── NotRegisteredError (LookupError)           an orchestrator or activity name is unknown
+    ├── RunLimitError (RuntimeError)               the tester's max_steps was reached
+    ├── UnexpectedCallError (AssertionError)       a mocked activity was called with inputs no mock accepts
+    └── ExpectationError (AssertionError)          a declared mock was not called as expected
 
 Messages say what happened, where (instance id, event index, file:line) and what to do next.
 """
@@ -155,3 +158,15 @@ class NotRegisteredError(WftestError, LookupError):
         super().__init__(f"no {kind} named {name!r} is registered (registered {kind}s: {names})")
         self.kind = kind
         self.name = name
+
+
+class RunLimitError(WftestError, RuntimeError):
+    """The tester processed ``max_steps`` work items without the run finishing (an endless loop?)."""
+
+
+class UnexpectedCallError(WftestError, AssertionError):
+    """An activity or sub-orchestrator that has mocks was called with an input none of them accepts."""
+
+
+class ExpectationError(WftestError, AssertionError):
+    """``assert_expectations()``: a mock was not called, or not as often as declared."""

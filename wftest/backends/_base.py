@@ -106,8 +106,10 @@ class Backend(Protocol):
         """Lock the next activity task, or return None."""
         ...
 
-    def complete_activity_work_item(self, item: ActivityWorkItem, result: pb.HistoryEvent, now: datetime) -> None:
-        """Delete the task and queue its result for the orchestration, atomically."""
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: pb.HistoryEvent, now: datetime, *, visible_at: datetime | None = None
+    ) -> None:
+        """Delete the task and queue its result for the orchestration (visible from ``visible_at``), atomically."""
         ...
 
     def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:

@@ -203,12 +203,14 @@ class MemoryBackend(Backend):
             self._activity_locks[key] = (task, owner, until)
             return ActivityWorkItem(task=task, owner=owner, locked_until=until, token=key)
 
-    def complete_activity_work_item(self, item: ActivityWorkItem, result: pb.HistoryEvent, now: datetime) -> None:
+    def complete_activity_work_item(
+        self, item: ActivityWorkItem, result: pb.HistoryEvent, now: datetime, *, visible_at: datetime | None = None
+    ) -> None:
         with self._lock:
             self._owned_activity(item)
             del self._activity_locks[cast(int, item.token)]
             if item.task.instance_id in self._instances:
-                self._deliver(item.task.instance_id, result, None, now=None)
+                self._deliver(item.task.instance_id, result, visible_at, now=None)
             self._changed.notify_all()
 
     def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:

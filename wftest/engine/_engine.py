@@ -31,11 +31,14 @@ from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Regis
 from wftest.orchestration._executor import Guard
 from wftest.orchestration._registry import Activity, Orchestrator
 from wftest.protos import orchestrator_service_pb2 as pb
-from wftest.runtime import SUSPENDED, InstanceRecord, Message
+from wftest.runtime import SUSPENDED, ActivityTask, InstanceRecord, Message
 
 logger = logging.getLogger("wftest.engine")
 
 _ENGINE_IDS = itertools.count(1)
+
+#: (activity task) -> (result event, delay before it is delivered), or None to run the activity for real
+ActivityInterceptor = Callable[[ActivityTask], "tuple[pb.HistoryEvent, timedelta | None] | None"]
 _INSTANCE_NAMESPACE = uuid.UUID("0b8f3d52-3c1e-4a8e-b7a5-6f1f0d2e9c47")
 
 
@@ -108,6 +111,10 @@ class Engine:
         self.client = TaskHubClient(self)
         #: messages sent to instances that do not exist (never silently lost)
         self.undelivered: list[UndeliveredMessage] = []
+        #: test seam: returns (result event, delay) to replace running an activity, or None to run it
+        self.activity_interceptor: ActivityInterceptor | None = None
+        #: test seam: may replace an outgoing message (e.g. a mocked sub-orchestration's start by its result)
+        self.sub_orchestration_interceptor: Callable[[Message, datetime], Message] | None = None
         self._instance_counter = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -152,26 +159,28 @@ class Engine:
 
     # -- deterministic stepping ---------------------------------------------------------------------
 
-    def run_until_idle(self) -> int:
+    def run_until_idle(self, *, limit: int | None = None) -> int:
         """Run every work item that is due at the current time; never moves the clock.
 
         Activities run first, then orchestration steps, so results that are ready together reach
-        their orchestration in one step. Returns the number of work items processed.
+        their orchestration in one step. Stops early after ``limit`` work items. Returns the number of
+        work items processed.
         """
         backend, worker, owner, lock = self.backend, self.worker, self.owner, self.lock_timeout
         clock = self.clock
+        budget = limit if limit is not None else -1
         processed = 0
         while True:
             progressed = False
-            while (activity := backend.fetch_activity_work_item(owner, clock.now(), lock)) is not None:
+            while processed != budget and (activity := backend.fetch_activity_work_item(owner, clock.now(), lock)):
                 worker.run_activity(activity)
                 processed += 1
                 progressed = True
-            while (item := backend.fetch_orchestration_work_item(owner, clock.now(), lock)) is not None:
+            while processed != budget and (item := backend.fetch_orchestration_work_item(owner, clock.now(), lock)):
                 worker.run_orchestration(item)
                 processed += 1
                 progressed = True
-            if not progressed:
+            if not progressed or processed == budget:
                 return processed
 
     def advance(self, delta: timedelta) -> int:

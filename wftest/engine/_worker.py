@@ -125,6 +125,8 @@ class Worker:
         self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime, executor: Executor | None
     ) -> None:
         engine = self.engine
+        if engine.sub_orchestration_interceptor is not None:
+            update.messages = [engine.sub_orchestration_interceptor(m, now) for m in update.messages]
         try:
             undelivered = engine.backend.complete_orchestration_work_item(item, update, now)
         except LockLostError:
@@ -171,8 +173,14 @@ class Worker:
     def run_activity(self, item: ActivityWorkItem) -> None:
         """Run one activity and commit its result (or failure)."""
         engine = self.engine
-        result = self.execute_activity(item.task)
-        engine.backend.complete_activity_work_item(item, result, engine.clock.now())
+        delay = None
+        intercepted = engine.activity_interceptor(item.task) if engine.activity_interceptor is not None else None
+        if intercepted is not None:
+            result, delay = intercepted
+        else:
+            result = self.execute_activity(item.task)
+        now = engine.clock.now()
+        engine.backend.complete_activity_work_item(item, result, now, visible_at=now + delay if delay else None)
 
     def execute_activity(self, task: ActivityTask) -> pb.HistoryEvent:
         """Call the activity function; the ``TaskCompleted`` or ``TaskFailed`` event for its result."""

@@ -1,5 +1,10 @@
-"""Layer 6, testing: timelines now; the WorkflowTester, mocks and replay checks build on the engine."""
+"""Layer 6, testing: ``WorkflowTester``, mocks, replay checks and timelines."""
 
+from wftest.testing._mocks import ANY as ANY
+from wftest.testing._mocks import Call as Call
+from wftest.testing._mocks import Mock as Mock
+from wftest.testing._tester import RunResult as RunResult
+from wftest.testing._tester import WorkflowTester as WorkflowTester
 from wftest.testing._timeline import render_timeline as render_timeline
 
-__all__ = ["render_timeline"]
+__all__ = ["ANY", "Call", "Mock", "RunResult", "WorkflowTester", "render_timeline"]
