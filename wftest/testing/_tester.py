@@ -139,6 +139,8 @@ class WorkflowTester:
         self._frozen: Any = None
         #: the result of the most recent run (the pytest plugin reports its timeline on failure)
         self.last_result: RunResult | None = None
+        #: called with each finished run's result (``--wftest-record`` writes history files here)
+        self.on_run_finished: list[Callable[[RunResult], None]] = []
 
     # -- registration -------------------------------------------------------------------------------
 
@@ -257,8 +259,11 @@ class WorkflowTester:
         result = self.result()
         if self._unexpected:
             raise UnexpectedCallError("\n".join(self._unexpected) + "\n\n" + result.timeline())
-        if self.replay_check and self._is_done():
-            self.check_replay()
+        if self._is_done():
+            for callback in self.on_run_finished:
+                callback(result)
+            if self.replay_check:
+                self.check_replay()
         return result
 
     def result(self) -> RunResult:
