@@ -30,6 +30,7 @@ from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, Wait
 from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry
 from wftest.orchestration._executor import Guard
 from wftest.orchestration._registry import Activity, Orchestrator
+from wftest.orchestration._sandbox import StrictGuard
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import SUSPENDED, ActivityTask, InstanceRecord, Message
 
@@ -65,7 +66,9 @@ class Engine:
         converter: payload converter (default: JSON).
         sticky: keep executors warm between steps (O(new events) per step). With ``False`` every step
             replays the whole history, as a stateless durabletask worker does.
-        strict: a changed activity input on replay is an error rather than a warning.
+        strict: a changed activity input on replay is an error rather than a warning, and orchestrator
+            code that calls the wall clock, ``random``, ``uuid4``, ``sleep``, threads, sockets or ``open``
+            fails with ``NonDeterministicCallError`` (net 3).
         maximum_timer_interval: long timers are split into chunks of this length (durabletask's
             default: 3 days); ``None`` never splits.
         guard: context-manager factory entered around orchestrator code (strict-mode sandbox hook).
@@ -102,7 +105,7 @@ class Engine:
         self.sticky = sticky
         self.strict = strict
         self.maximum_timer_interval = maximum_timer_interval
-        self.guard = guard
+        self.guard = guard if guard is not None else (StrictGuard() if strict else None)
         self.lock_timeout = lock_timeout
         self.max_continue_as_new_per_step = max_continue_as_new_per_step
         self.executor_cache_size = executor_cache_size

@@ -23,6 +23,7 @@ from wftest.engine import DEFAULT_START_TIME, Engine, VirtualClock
 from wftest.errors import (
     ExpectationError,
     NonDeterminismError,
+    NonDeterministicCallError,
     OrchestrationFailedError,
     OrchestrationStalledError,
     RunLimitError,
@@ -257,6 +258,9 @@ class WorkflowTester:
                     )
                 clock.jump_to(max(upcoming, clock.now()))
         result = self.result()
+        details = result.failure_details
+        if details is not None and details.error_type == "wftest.errors.NonDeterministicCallError":
+            raise NonDeterministicCallError(f"{details.message}\n\n{result.timeline()}")
         if self._unexpected:
             raise UnexpectedCallError("\n".join(self._unexpected) + "\n\n" + result.timeline())
         if self._is_done():

@@ -1,0 +1,194 @@
+"""Strict mode (net 3): orchestrator code that reads the wall clock, draws random numbers, makes uuid4s,
+sleeps, starts threads, opens sockets or files raises ``NonDeterministicCallError``.
+
+The guard is a profile hook (``sys.setprofile``), installed only while orchestrator code runs on the
+current thread, so activities and the rest of the process are untouched and there is nothing to patch.
+It sees C calls (``time.time``, ``datetime.now``, ``open``) and Python calls (``uuid.uuid4``,
+``Thread.start``, freezegun's fakes), and judges the caller: calls made by the standard library's
+logging, by wftest itself, or through ``ctx.random()`` are allowed.
+"""
+
+from __future__ import annotations
+
+import _thread
+import builtins
+import contextlib
+import datetime as _dt
+import os
+import random
+import socket
+import sys
+import threading
+import time
+import types
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from wftest.errors import NonDeterministicCallError
+
+_WFTEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ALLOWED_CALLER_DIRS = (
+    *(os.path.dirname(os.path.abspath(m.__file__ or "")) for m in (__import__("logging"), __import__("json"))),
+    _WFTEST_DIR,
+)
+_ALLOWED_CALLER_FILES = {
+    os.path.abspath(f)
+    for f in (
+        __import__("warnings").__file__,
+        __import__("linecache").__file__,
+        __import__("traceback").__file__,
+        __import__("inspect").__file__,
+        __import__("re").__file__,
+    )
+    if f
+}
+
+_HINT_TIME = "use ctx.current_utc_datetime (orchestration time) instead"
+_HINT_RANDOM = "use ctx.random() (seeded from the execution) or ctx.new_uuid()"
+_HINT_ACTIVITY = "do it in an activity"
+_HINT_TIMER = "use yield ctx.create_timer(...) instead"
+
+# C functions, by identity
+_C_CALLS: dict[int, tuple[str, str]] = {
+    id(f): (name, hint)
+    for f, name, hint in [
+        (time.time, "time.time()", _HINT_TIME),
+        (time.time_ns, "time.time_ns()", _HINT_TIME),
+        (time.monotonic, "time.monotonic()", _HINT_TIME),
+        (time.monotonic_ns, "time.monotonic_ns()", _HINT_TIME),
+        (time.perf_counter, "time.perf_counter()", _HINT_TIME),
+        (time.perf_counter_ns, "time.perf_counter_ns()", _HINT_TIME),
+        (time.sleep, "time.sleep()", _HINT_TIMER),
+        (os.urandom, "os.urandom()", _HINT_RANDOM),
+        (builtins.open, "open()", _HINT_ACTIVITY),
+        (_thread.start_new_thread, "_thread.start_new_thread()", _HINT_ACTIVITY),
+        (socket.getaddrinfo, "socket.getaddrinfo()", _HINT_ACTIVITY),
+    ]
+}
+# methods of the datetime types that read the clock (bound to the class, so matched by owner and name)
+_CLOCK_METHODS = {"now", "utcnow", "today"}
+
+# Python functions, by code object
+_PY_CALLS: dict[types.CodeType, tuple[str, str]] = {
+    uuid.uuid1.__code__: ("uuid.uuid1()", _HINT_RANDOM),
+    uuid.uuid4.__code__: ("uuid.uuid4()", _HINT_RANDOM),
+    threading.Thread.start.__code__: ("threading.Thread.start()", _HINT_ACTIVITY),
+    socket.socket.__init__.__code__: ("socket.socket()", _HINT_ACTIVITY),
+    socket.create_connection.__code__: ("socket.create_connection()", _HINT_ACTIVITY),
+}
+# Random methods implemented in Python; flagged only for the module-level generator (random.randint(...))
+_RANDOM_CODES = {
+    getattr(random.Random, name).__code__
+    for name in ("randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform", "gauss",
+                 "normalvariate", "triangular", "betavariate", "expovariate", "randbytes")
+    if hasattr(getattr(random.Random, name, None), "__code__")
+}
+_GLOBAL_RANDOM = getattr(random, "_inst", None)
+
+
+def _freezegun_codes() -> dict[types.CodeType, tuple[str, str]]:
+    # With freezegun active (the tester freezes activity time), datetime.now() and time.time() are
+    # Python fakes; catch those too. Imported lazily and only if freezegun is already loaded.
+    api = sys.modules.get("freezegun.api")
+    if api is None:
+        return {}
+    codes: dict[types.CodeType, tuple[str, str]] = {}
+    for attr, name, hint in [
+        ("fake_time", "time.time()", _HINT_TIME),
+        ("fake_monotonic", "time.monotonic()", _HINT_TIME),
+        ("fake_perf_counter", "time.perf_counter()", _HINT_TIME),
+        ("fake_localtime", "time.localtime()", _HINT_TIME),
+        ("fake_gmtime", "time.gmtime()", _HINT_TIME),
+    ]:
+        fn = getattr(api, attr, None)
+        if fn is not None and hasattr(fn, "__code__"):
+            codes[fn.__code__] = (name, hint)
+    for cls_name, methods in (("FakeDatetime", ("now", "utcnow", "today")), ("FakeDate", ("today",))):
+        cls = getattr(api, cls_name, None)
+        for method in methods:
+            fn = getattr(getattr(cls, method, None), "__func__", None)
+            if fn is not None and hasattr(fn, "__code__"):
+                codes[fn.__code__] = (f"{'datetime' if cls_name == 'FakeDatetime' else 'date'}.{method}()", _HINT_TIME)
+    return codes
+
+
+def _is_user_frame(frame: types.FrameType | None) -> bool:
+    if frame is None:
+        return False
+    filename = frame.f_code.co_filename
+    if filename.startswith("<"):
+        return True
+    path = os.path.abspath(filename)
+    if path in _ALLOWED_CALLER_FILES:
+        return False
+    if "freezegun" in path:
+        return False
+    return not path.startswith(_ALLOWED_CALLER_DIRS)
+
+
+class StrictGuard:
+    """A guard factory for the executor: ``Executor(..., guard=StrictGuard())``.
+
+    Entering the returned context installs the profile hook on this thread; a forbidden call from
+    orchestrator code raises ``NonDeterministicCallError`` at the call site. If the code swallows that
+    error, it is raised again when the guarded block ends, so it cannot go unnoticed.
+    """
+
+    def __init__(self) -> None:
+        self._py_calls = dict(_PY_CALLS)
+        self._freezegun_seen = False
+
+    def __call__(self) -> contextlib.AbstractContextManager[None]:
+        return self._guarded()
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        if not self._freezegun_seen and "freezegun.api" in sys.modules:
+            self._py_calls.update(_freezegun_codes())
+            self._freezegun_seen = True
+        violations: list[NonDeterministicCallError] = []
+        previous = sys.getprofile()
+        py_calls = self._py_calls
+
+        def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+            if event == "c_call":
+                found = _C_CALLS.get(id(arg))
+                if found is None:
+                    owner = getattr(arg, "__self__", None)
+                    if isinstance(owner, type) and issubclass(owner, _dt.date) and arg.__name__ in _CLOCK_METHODS:
+                        found = (f"{owner.__name__}.{arg.__name__}()", _HINT_TIME)
+                    elif owner is _GLOBAL_RANDOM and owner is not None:
+                        found = (f"random.{arg.__name__}()", _HINT_RANDOM)
+                if found is not None and _is_user_frame(frame):
+                    _violate(found, frame, violations)
+            elif event == "call":
+                code = frame.f_code
+                found = py_calls.get(code)
+                if found is None and code in _RANDOM_CODES and frame.f_locals.get("self") is _GLOBAL_RANDOM:
+                    found = (f"random.{code.co_name}()", _HINT_RANDOM)
+                if found is not None and _is_user_frame(frame.f_back):
+                    _violate(found, frame.f_back, violations)
+            if previous is not None:
+                previous(frame, event, arg)  # type: ignore[arg-type]
+
+        sys.setprofile(profile)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+        if violations:
+            raise violations[0]
+
+
+def _violate(
+    found: tuple[str, str], frame: types.FrameType | None, violations: list[NonDeterministicCallError]
+) -> None:
+    name, hint = found
+    where = f"{frame.f_code.co_filename}:{frame.f_lineno} (in {frame.f_code.co_name})" if frame else "unknown"
+    error = NonDeterministicCallError(
+        f"orchestrator code called {name} at {where}: its result differs on replay; {hint}. "
+        "(Strict mode; turn it off with strict=False.)"
+    )
+    violations.append(error)
+    raise error
