@@ -4,6 +4,7 @@ Imports nothing from wftest at module level: pytest start-up must not pay for th
 
 - ``workflow_tester``: a fresh :class:`wftest.WorkflowTester` configured from the marker, the command
   line and the ini file (in that order of precedence);
+- ``workflow_tester_factory``: session-scoped, makes testers; the pattern for hypothesis ``@given``;
 - ``wftest_engine``: an :class:`wftest.Engine` on the in-memory backend and a virtual clock;
 - ``virtual_clock``: a :class:`wftest.VirtualClock` at the configured start time.
 
@@ -118,15 +119,18 @@ def _registry(config: pytest.Config) -> Registry | None:
     return obj  # type: ignore[no-any-return]
 
 
-def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
-    config = request.config
-    settings: dict[str, Any] = {
+def _base_settings(config: pytest.Config) -> dict[str, Any]:
+    return {
         "start_time": _as_time(_setting(config, "start_time")),
         "strict": _as_bool("strict", _setting(config, "strict")),
         "replay_check": _as_bool("replay_check", _setting(config, "replay_check")),
         "freeze_activity_time": _as_bool("freeze_activity_time", _setting(config, "freeze_activity_time")),
         "max_steps": int(_setting(config, "max_steps")),
     }
+
+
+def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    settings = _base_settings(request.config)
     marker = request.node.get_closest_marker("wftest")
     if marker is not None:
         unknown = set(marker.kwargs) - set(settings)
@@ -155,6 +159,29 @@ def workflow_tester(request: pytest.FixtureRequest) -> Generator[WorkflowTester,
     if record_dir:
         tester.on_run_finished.append(_recorder(Path(record_dir), request.node.nodeid))
     yield tester
+
+
+@pytest.fixture(scope="session")
+def workflow_tester_factory(pytestconfig: pytest.Config) -> Any:
+    """A session-scoped factory of WorkflowTesters configured from options and the ini file.
+
+    For hypothesis ``@given`` tests (a function-scoped fixture would trip hypothesis's
+    ``function_scoped_fixture`` health check): make a fresh tester in each example::
+
+        @given(st.integers())
+        def test_any_amount(workflow_tester_factory, amount):
+            tester = workflow_tester_factory()
+            ...
+    """
+    from wftest import WorkflowTester
+
+    def make(**overrides: Any) -> WorkflowTester:
+        settings = _base_settings(pytestconfig)
+        settings.update(overrides)
+        settings.setdefault("registry", _registry(pytestconfig))
+        return WorkflowTester(**settings)
+
+    return make
 
 
 @pytest.fixture

@@ -170,3 +170,20 @@ def test_plugin_import_does_not_import_the_engine(pytester: pytest.Pytester) -> 
 def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--wftest-start-time*", "*--wftest-record=DIR*"])
+
+
+def test_factory_fixture_works_in_hypothesis_without_health_check_suppression(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_fuzz='''
+        from hypothesis import given, settings, strategies as st
+        from workflows import charge, order_workflow
+
+        @settings(max_examples=20)
+        @given(st.integers(min_value=0, max_value=100))
+        def test_any_amount(workflow_tester_factory, amount):
+            tester = workflow_tester_factory()
+            tester.on_activity(charge).returns(amount)
+            assert tester.run(order_workflow, input={"amount": amount}).output["receipt"] == amount
+        '''
+    )
+    project.runpytest().assert_outcomes(passed=1)

@@ -60,6 +60,7 @@ from wftest.orchestration import TimerTask as TimerTask
 from wftest.orchestration import when_all as when_all
 from wftest.orchestration import when_any as when_any
 from wftest.testing import ANY as ANY
+from wftest.testing import ActivityTester as ActivityTester
 from wftest.testing import Call as Call
 from wftest.testing import Mock as Mock
 from wftest.testing import RunResult as RunResult
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "ActivityContext",
+    "ActivityTester",
     "Backend",
     "Call",
     "CancellableTask",

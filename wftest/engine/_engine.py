@@ -27,6 +27,7 @@ from wftest.engine._client import TaskHubClient
 from wftest.engine._clock import Clock, VirtualClock
 from wftest.engine._worker import Worker
 from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, WaitTimeoutError
+from wftest.hooks import Hooks
 from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry
 from wftest.orchestration._executor import Guard
 from wftest.orchestration._registry import Activity, Orchestrator
@@ -74,6 +75,7 @@ class Engine:
         guard: context-manager factory entered around orchestrator code (strict-mode sandbox hook).
         lock_timeout: how long a fetched work item stays locked.
         max_continue_as_new_per_step: guard against endless continue-as-new loops within one step.
+        hooks: plugin manager (see :mod:`wftest.hooks`); ``engine.hooks`` creates one on first use.
 
     Example::
 
@@ -97,6 +99,7 @@ class Engine:
         lock_timeout: timedelta = timedelta(minutes=5),
         max_continue_as_new_per_step: int = 1000,
         executor_cache_size: int = 10_000,
+        hooks: Hooks | None = None,
     ) -> None:
         self.backend: Backend = backend if backend is not None else MemoryBackend()
         self.clock: Clock = clock if clock is not None else VirtualClock()
@@ -109,6 +112,7 @@ class Engine:
         self.lock_timeout = lock_timeout
         self.max_continue_as_new_per_step = max_continue_as_new_per_step
         self.executor_cache_size = executor_cache_size
+        self._hooks = hooks
         self.owner = f"engine-{next(_ENGINE_IDS)}"
         self.worker = Worker(self)
         self.client = TaskHubClient(self)
@@ -140,6 +144,13 @@ class Engine:
     def add_named_activity(self, name: str, fn: Activity) -> str:
         """Register an activity under ``name``."""
         return self.registry.add_named_activity(name, fn)
+
+    @property
+    def hooks(self) -> Hooks:
+        """This engine's plugin manager: ``engine.hooks.register(plugin)`` (created on first use)."""
+        if self._hooks is None:
+            self._hooks = Hooks()
+        return self._hooks
 
     # -- inspection ---------------------------------------------------------------------------------
 

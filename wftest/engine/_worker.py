@@ -98,14 +98,22 @@ class Worker:
     def _execute(self, item: OrchestrationWorkItem, step: list[pb.HistoryEvent]
                  ) -> tuple[Executor, ExecutionResult, list[pb.HistoryEvent] | None]:
         engine = self.engine
+        hooks = engine._hooks
+        if hooks is not None:
+            hooks.before_orchestration_step(item.instance_id, step)
         with self._cache_lock:
             cached = self._cache.pop(item.instance_id, None)
+        history = None
         if engine.sticky and cached is not None and cached[1] == item.history_length:
             executor = cached[0]
-            return executor, self._guarded(executor.resume, step), None
-        history = engine.backend.get_history(item.instance_id) if item.history_length else []
-        executor = engine.new_executor(item.instance_id)
-        return executor, self._guarded(executor.execute, history, step), history
+            result = self._guarded(executor.resume, step)
+        else:
+            history = engine.backend.get_history(item.instance_id) if item.history_length else []
+            executor = engine.new_executor(item.instance_id)
+            result = self._guarded(executor.execute, history, step)
+        if hooks is not None:
+            hooks.after_orchestration_step(item.instance_id, step, result)
+        return executor, result, history
 
     def _guarded(self, run: Any, *args: Any) -> ExecutionResult:
         try:
@@ -173,12 +181,17 @@ class Worker:
     def run_activity(self, item: ActivityWorkItem) -> None:
         """Run one activity and commit its result (or failure)."""
         engine = self.engine
+        hooks = engine._hooks
+        if hooks is not None:
+            hooks.before_activity(item.task)
         delay = None
         intercepted = engine.activity_interceptor(item.task) if engine.activity_interceptor is not None else None
         if intercepted is not None:
             result, delay = intercepted
         else:
             result = self.execute_activity(item.task)
+        if hooks is not None:
+            hooks.after_activity(item.task, result)
         now = engine.clock.now()
         engine.backend.complete_activity_work_item(item, result, now, visible_at=now + delay if delay else None)
 

@@ -14,6 +14,7 @@ import _thread
 import builtins
 import contextlib
 import datetime as _dt
+import gc
 import os
 import random
 import socket
@@ -113,16 +114,22 @@ def _freezegun_codes() -> dict[types.CodeType, tuple[str, str]]:
     return codes
 
 
-def _is_user_frame(frame: types.FrameType | None) -> bool:
+# Test tooling that runs code at arbitrary points (GC callbacks, timing) is never orchestrator code.
+_TOOLING = tuple(f"{os.sep}{name}{os.sep}" for name in ("freezegun", "time_machine", "hypothesis", "_pytest",
+                                                          "pluggy", "coverage"))
+
+
+def _is_user_frame(frame: types.FrameType | None, ignored_codes: set[types.CodeType]) -> bool:
     if frame is None:
         return False
-    filename = frame.f_code.co_filename
+    code = frame.f_code
+    if code in ignored_codes or code.co_name == "__del__":
+        return False  # a GC callback or a finalizer: runs wherever the collector happens to run
+    filename = code.co_filename
     if filename.startswith("<"):
         return True
     path = os.path.abspath(filename)
-    if path in _ALLOWED_CALLER_FILES:
-        return False
-    if "freezegun" in path:
+    if path in _ALLOWED_CALLER_FILES or any(tool in path for tool in _TOOLING):
         return False
     return not path.startswith(_ALLOWED_CALLER_DIRS)
 
@@ -148,6 +155,7 @@ class StrictGuard:
             self._py_calls.update(_freezegun_codes())
             self._freezegun_seen = True
         violations: list[NonDeterministicCallError] = []
+        ignored = {c for c in (getattr(cb, "__code__", None) for cb in gc.callbacks) if c is not None}
         previous = sys.getprofile()
         py_calls = self._py_calls
 
@@ -160,14 +168,14 @@ class StrictGuard:
                         found = (f"{owner.__name__}.{arg.__name__}()", _HINT_TIME)
                     elif owner is _GLOBAL_RANDOM and owner is not None:
                         found = (f"random.{arg.__name__}()", _HINT_RANDOM)
-                if found is not None and _is_user_frame(frame):
+                if found is not None and _is_user_frame(frame, ignored):
                     _violate(found, frame, violations)
             elif event == "call":
                 code = frame.f_code
                 found = py_calls.get(code)
                 if found is None and code in _RANDOM_CODES and frame.f_locals.get("self") is _GLOBAL_RANDOM:
                     found = (f"random.{code.co_name}()", _HINT_RANDOM)
-                if found is not None and _is_user_frame(frame.f_back):
+                if found is not None and _is_user_frame(frame.f_back, ignored):
                     _violate(found, frame.f_back, violations)
             if previous is not None:
                 previous(frame, event, arg)  # type: ignore[arg-type]

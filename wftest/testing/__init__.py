@@ -1,5 +1,6 @@
 """Layer 6, testing: ``WorkflowTester``, mocks, replay checks and timelines."""
 
+from wftest.testing._activity_tester import ActivityTester as ActivityTester
 from wftest.testing._mocks import ANY as ANY
 from wftest.testing._mocks import Call as Call
 from wftest.testing._mocks import Mock as Mock
@@ -7,4 +8,4 @@ from wftest.testing._tester import RunResult as RunResult
 from wftest.testing._tester import WorkflowTester as WorkflowTester
 from wftest.testing._timeline import render_timeline as render_timeline
 
-__all__ = ["ANY", "Call", "Mock", "RunResult", "WorkflowTester", "render_timeline"]
+__all__ = ["ANY", "ActivityTester", "Call", "Mock", "RunResult", "WorkflowTester", "render_timeline"]

@@ -29,6 +29,7 @@ from wftest.errors import (
     RunLimitError,
     UnexpectedCallError,
 )
+from wftest.hooks import Hooks, TimePatch, default_hooks
 from wftest.orchestration import ActivityContext, Registry
 from wftest.orchestration._registry import Activity, Orchestrator
 from wftest.protos import orchestrator_service_pb2 as pb
@@ -137,7 +138,8 @@ class WorkflowTester:
         self._engine: Engine | None = None
         self._instance_id: str | None = None
         self._steps = 0
-        self._frozen: Any = None
+        self._time_patch: TimePatch | None = None
+        self._hooks: Hooks | None = None
         #: the result of the most recent run (the pytest plugin reports its timeline on failure)
         self.last_result: RunResult | None = None
         #: called with each finished run's result (``--wftest-record`` writes history files here)
@@ -209,6 +211,7 @@ class WorkflowTester:
             registry=self.registry,
             converter=self.converter,
             strict=self.strict,
+            hooks=self._hooks,
         )
         engine.activity_interceptor = self._intercept_activity
         engine.sub_orchestration_interceptor = self._intercept_sub_orchestration
@@ -266,6 +269,8 @@ class WorkflowTester:
         if self._is_done():
             for callback in self.on_run_finished:
                 callback(result)
+            if self._hooks is not None:
+                self._hooks.run_finished(result)
             if self.replay_check:
                 self.check_replay()
         return result
@@ -348,6 +353,13 @@ class WorkflowTester:
         self.engine.client.resume_orchestration(instance_id or self.instance_id)
 
     @property
+    def hooks(self) -> Hooks:
+        """This tester's plugin manager (shared by all its runs): ``tester.hooks.register(plugin)``."""
+        if self._hooks is None:
+            self._hooks = Hooks()
+        return self._hooks
+
+    @property
     def engine(self) -> Engine:
         """The engine of the current run."""
         if self._engine is None:
@@ -409,17 +421,14 @@ class WorkflowTester:
         if not self.freeze_activity_time:
             yield
             return
-        from freezegun import freeze_time
-
-        # Entering freeze_time scans every loaded module (milliseconds); moving it costs microseconds.
-        # So it is entered once per drive of the engine and moved before each activity runs.
-        freezer = freeze_time(self.engine.clock.now(), real_asyncio=True)
-        self._frozen = freezer.start()
-        try:
-            yield
-        finally:
-            freezer.stop()
-            self._frozen = None
+        # Starting a time patch is slow (freezegun scans every loaded module: milliseconds) and moving
+        # it is fast (microseconds), so it is started once per drive and moved before each activity.
+        with (self._hooks or default_hooks()).time_patch(self.engine.clock.now()) as patch:
+            self._time_patch = patch
+            try:
+                yield
+            finally:
+                self._time_patch = None
 
     def _record(self, name: str, value: Any, task_id: int, instance_id: str, mocked: bool) -> Call:
         call = Call(name, value, self.engine.clock.now(), instance_id, task_id, mocked)
@@ -433,8 +442,8 @@ class WorkflowTester:
         value = self.converter.deserialize(task.input)
         if not mocks:
             self._record(task.name, value, task.task_id, task.instance_id, mocked=False)
-            if self._frozen is not None:
-                self._frozen.move_to(now)
+            if self._time_patch is not None:
+                self._time_patch.move_to(now)
             return None
         mock = next((m for m in mocks if m.accepts(value)), None)
         call = self._record(task.name, value, task.task_id, task.instance_id, mocked=True)
