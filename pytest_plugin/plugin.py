@@ -34,6 +34,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "freeze_activity_time": ("activities see virtual time through datetime.now() (true/false)", "true"),
     "max_steps": ("stop a tester run after this many work items", "100000"),
     "registry": ("module:attribute of a wftest.Registry used by the fixtures", ""),
+    "time_backend": ("how activities see virtual time: freezegun (default) or time-machine (faster)", "freezegun"),
 }
 
 _TESTER_KEY = pytest.StashKey["WorkflowTester"]()
@@ -129,6 +130,21 @@ def _base_settings(config: pytest.Config) -> dict[str, Any]:
     }
 
 
+def _make_tester(config: pytest.Config, settings: dict[str, Any]) -> WorkflowTester:
+    from wftest import WorkflowTester
+
+    backend = _setting(config, "time_backend").strip().lower()
+    if backend not in ("freezegun", "time-machine"):
+        raise pytest.UsageError(f"wftest_time_backend: expected freezegun or time-machine, got {backend!r}")
+    settings.setdefault("registry", _registry(config))
+    tester = WorkflowTester(**settings)
+    if backend == "time-machine":
+        from wftest.hooks import TimeMachinePlugin
+
+        tester.hooks.register(TimeMachinePlugin())
+    return tester
+
+
 def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     settings = _base_settings(request.config)
     marker = request.node.get_closest_marker("wftest")
@@ -150,9 +166,7 @@ def workflow_tester(request: pytest.FixtureRequest) -> Generator[WorkflowTester,
     Each ``run()`` uses a new engine, so the fixture is safe inside hypothesis ``@given`` tests when the
     test body calls ``run()`` for every example (no state carries over between runs).
     """
-    from wftest import WorkflowTester
-
-    tester = WorkflowTester(registry=_registry(request.config), **_settings(request))
+    tester = _make_tester(request.config, _settings(request))
     request.config.hook.pytest_wftest_configure_tester(tester=tester, request=request)
     request.node.stash[_TESTER_KEY] = tester
     record_dir = request.config.getoption("wftest_record")
@@ -173,13 +187,10 @@ def workflow_tester_factory(pytestconfig: pytest.Config) -> Any:
             tester = workflow_tester_factory()
             ...
     """
-    from wftest import WorkflowTester
-
     def make(**overrides: Any) -> WorkflowTester:
         settings = _base_settings(pytestconfig)
         settings.update(overrides)
-        settings.setdefault("registry", _registry(pytestconfig))
-        return WorkflowTester(**settings)
+        return _make_tester(pytestconfig, settings)
 
     return make
 

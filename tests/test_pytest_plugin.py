@@ -187,3 +187,23 @@ def test_factory_fixture_works_in_hypothesis_without_health_check_suppression(pr
         '''
     )
     project.runpytest().assert_outcomes(passed=1)
+
+
+def test_time_backend_option_selects_time_machine(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_tm='''
+        import datetime
+
+        def now(ctx, _):
+            return datetime.datetime.now().isoformat()
+
+        def wf(ctx, _):
+            return (yield ctx.call_activity(now))
+
+        def test_time_machine(workflow_tester):
+            names = workflow_tester.hooks.manager.list_name_plugin()
+            assert any(type(p).__name__ == "TimeMachinePlugin" for _, p in names)
+            assert workflow_tester.run(wf).output.startswith("2024-01-01T00:00:00")
+        '''
+    )
+    project.runpytest("--wftest-time-backend=time-machine").assert_outcomes(passed=1)

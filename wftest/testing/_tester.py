@@ -139,6 +139,7 @@ class WorkflowTester:
         self._instance_id: str | None = None
         self._steps = 0
         self._time_patch: TimePatch | None = None
+        self._patches: contextlib.ExitStack | None = None
         self._hooks: Hooks | None = None
         #: the result of the most recent run (the pytest plugin reports its timeline on failure)
         self.last_result: RunResult | None = None
@@ -418,17 +419,22 @@ class WorkflowTester:
 
     @contextlib.contextmanager
     def _activity_time(self) -> Iterator[None]:
-        if not self.freeze_activity_time:
-            yield
-            return
         # Starting a time patch is slow (freezegun scans every loaded module: milliseconds) and moving
-        # it is fast (microseconds), so it is started once per drive and moved before each activity.
-        with (self._hooks or default_hooks()).time_patch(self.engine.clock.now()) as patch:
-            self._time_patch = patch
+        # it is fast (microseconds), so it is started at most once per drive, when the first real
+        # (unmocked) activity runs, moved before each later one, and stopped when the drive ends.
+        with contextlib.ExitStack() as patches:
+            self._patches = patches if self.freeze_activity_time else None
             try:
                 yield
             finally:
+                self._patches = None
                 self._time_patch = None
+
+    def _patch_activity_time(self, now: datetime) -> None:
+        if self._time_patch is not None:
+            self._time_patch.move_to(now)
+        elif self._patches is not None:
+            self._time_patch = self._patches.enter_context((self._hooks or default_hooks()).time_patch(now))
 
     def _record(self, name: str, value: Any, task_id: int, instance_id: str, mocked: bool) -> Call:
         call = Call(name, value, self.engine.clock.now(), instance_id, task_id, mocked)
@@ -442,8 +448,7 @@ class WorkflowTester:
         value = self.converter.deserialize(task.input)
         if not mocks:
             self._record(task.name, value, task.task_id, task.instance_id, mocked=False)
-            if self._time_patch is not None:
-                self._time_patch.move_to(now)
+            self._patch_activity_time(now)
             return None
         mock = next((m for m in mocks if m.accepts(value)), None)
         call = self._record(task.name, value, task.task_id, task.instance_id, mocked=True)
