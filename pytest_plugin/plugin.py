@@ -14,7 +14,6 @@ timeline of the tester's last run. ``--wftest-record=DIR`` saves the history of 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Generator
 from datetime import datetime
@@ -216,16 +215,11 @@ def _recorder(directory: Path, nodeid: str) -> Any:
     count = {"n": 0}
 
     def record(result: Any) -> None:
-        from google.protobuf import json_format
+        from wftest import history
 
         directory.mkdir(parents=True, exist_ok=True)
         count["n"] += 1
-        started = next((e.executionStarted.name for e in result.history if e.HasField("executionStarted")), "")
-        # stable and diff-friendly: sorted keys, one event per line
-        head = json.dumps({"format": "wftest.history/1", "instanceId": result.instance_id, "orchestrator": started},
-                          sort_keys=True)[:-1]
-        lines = ",\n".join("    " + json.dumps(json_format.MessageToDict(e), sort_keys=True) for e in result.history)
-        (directory / f"{slug}-{count['n']}.history.json").write_text(f'{head}, "events": [\n{lines}\n]}}\n')
+        history.save(directory / f"{slug}-{count['n']}{history.JSON_SUFFIX}", result.history)
 
     return record
 

@@ -12,6 +12,7 @@ Layout (each layer imports only those below it)::
 Public names are re-exported here; everything else is internal.
 """
 
+from wftest import history as history
 from wftest._failure import FailureDetails as FailureDetails
 from wftest._status import OrchestrationStatus as OrchestrationStatus
 from wftest.backends import Backend as Backend
@@ -29,6 +30,7 @@ from wftest.engine import TaskHubClient as TaskHubClient
 from wftest.engine import UndeliveredMessage as UndeliveredMessage
 from wftest.engine import VirtualClock as VirtualClock
 from wftest.errors import ExpectationError as ExpectationError
+from wftest.errors import HistoryFileError as HistoryFileError
 from wftest.errors import InstanceAlreadyExistsError as InstanceAlreadyExistsError
 from wftest.errors import InstanceNotCompletedError as InstanceNotCompletedError
 from wftest.errors import InstanceNotFoundError as InstanceNotFoundError
@@ -84,6 +86,7 @@ __all__ = [
     "Executor",
     "ExpectationError",
     "FailureDetails",
+    "HistoryFileError",
     "IdReusePolicy",
     "InstanceAlreadyExistsError",
     "InstanceNotCompletedError",
@@ -121,6 +124,7 @@ __all__ = [
     "WaitTimeoutError",
     "WftestError",
     "WorkflowTester",
+    "history",
     "render_timeline",
     "when_all",
     "when_any",

@@ -18,6 +18,7 @@ keep working)::
     ├── LockLostError (RuntimeError)               a work item was completed after its lock expired
     ├── NotRegisteredError (LookupError)           an orchestrator or activity name is unknown
     ├── RunLimitError (RuntimeError)               the tester's max_steps was reached
+    ├── HistoryFileError (ValueError)              a history file is malformed (file, event index, field)
     ├── UnexpectedCallError (AssertionError)       a mocked activity was called with inputs no mock accepts
     └── ExpectationError (AssertionError)          a declared mock was not called as expected
 
@@ -170,3 +171,22 @@ class UnexpectedCallError(WftestError, AssertionError):
 
 class ExpectationError(WftestError, AssertionError):
     """``assert_expectations()``: a mock was not called, or not as often as declared."""
+
+
+class HistoryFileError(WftestError, ValueError):
+    """A history file (or history) is malformed. The message names the file, the event index and the field.
+
+    Attributes: ``path``, ``index`` (event position, or None), ``field`` (or None), ``reason``.
+    """
+
+    def __init__(self, reason: str, *, path: object = None, index: int | None = None, field: str | None = None):
+        where = [str(path) if path is not None else "history"]
+        if index is not None:
+            where.append(f"event {index}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"{', '.join(where)}: {reason}")
+        self.path = path
+        self.index = index
+        self.field = field
+        self.reason = reason
