@@ -35,6 +35,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "registry": ("module:attribute of a wftest.Registry used by the fixtures", ""),
     "time_backend": ("how activities see virtual time: freezegun (default) or time-machine (faster)", "freezegun"),
 }
+_HISTORY_SUFFIXES = (".history.json", ".history.pb")
 
 _TESTER_KEY = pytest.StashKey["WorkflowTester"]()
 
@@ -45,6 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         flag = "--wftest-" + name.replace("_", "-")
         group.addoption(flag, dest=f"wftest_{name}", default=None, help=f"{help_text} (ini: wftest_{name})")
         parser.addini(f"wftest_{name}", help_text, default=default)
+    parser.addini(
+        "wftest_histories", "folders or globs (relative to the rootdir) of saved histories to replay as tests",
+        type="linelist", default=[],
+    )
     group.addoption(
         "--wftest-record", dest="wftest_record", default=None, metavar="DIR",
         help="save the history of every workflow_tester run as DIR/<test>-<n>.history.json",
@@ -222,6 +227,28 @@ def _recorder(directory: Path, nodeid: str) -> Any:
         history.save(directory / f"{slug}-{count['n']}{history.JSON_SUFFIX}", result.history)
 
     return record
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not file_path.name.endswith(_HISTORY_SUFFIXES):
+        return None
+    patterns = parent.config.getini("wftest_histories")
+    if not patterns or not _matches_any(file_path, Path(parent.config.rootpath), patterns):
+        return None
+    from pytest_plugin._histories import HistoryFile
+
+    return HistoryFile.from_parent(parent, path=file_path)
+
+
+def _matches_any(path: Path, root: Path, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        base = root / pattern
+        if base.is_dir():
+            if base.resolve() in path.resolve().parents:
+                return True
+        elif path.resolve() in {p.resolve() for p in root.glob(pattern)}:
+            return True
+    return False
 
 
 @pytest.hookimpl(wrapper=True)

@@ -207,3 +207,75 @@ def test_time_backend_option_selects_time_machine(project: pytest.Pytester) -> N
         '''
     )
     project.runpytest("--wftest-time-backend=time-machine").assert_outcomes(passed=1)
+
+
+HISTORY_APP = '''
+from datetime import timedelta
+from wftest import Registry
+
+def step_a(ctx, x):
+    return x
+
+def step_b(ctx, x):
+    return x
+
+def order(ctx, _):
+    yield ctx.call_activity(step_a, input=1)
+    yield ctx.create_timer(timedelta(days=1))
+    yield ctx.call_activity(step_b, input=2)
+    return "done"
+
+registry = Registry()
+registry.add_orchestrator(order)
+'''
+
+
+def _saved_history(project: pytest.Pytester) -> None:
+    from wftest import Engine, history
+
+    project.makepyfile(myapp=HISTORY_APP)
+    project.syspathinsert()
+    import importlib
+    import sys
+
+    sys.modules.pop("myapp", None)
+    myapp = importlib.import_module("myapp")
+    engine = Engine(registry=myapp.registry)
+    iid = engine.client.schedule_new_orchestration("order", instance_id="order-1")
+    engine.client.wait_for_orchestration_completion(iid)
+    (project.path / "histories").mkdir()
+    history.save(project.path / "histories" / "order.history.json", engine.history(iid))
+    sys.modules.pop("myapp", None)  # the in-process pytest run must import the module afresh
+
+
+def test_saved_histories_are_collected_and_replayed(project: pytest.Pytester) -> None:
+    _saved_history(project)
+    project.makeini("[pytest]\nwftest_histories = histories\nwftest_registry = myapp:registry\n")
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*order.history.json::order-1 PASSED*"])
+
+
+def test_changed_code_fails_the_history_item_with_a_diff(project: pytest.Pytester) -> None:
+    _saved_history(project)
+    project.makeini("[pytest]\nwftest_histories = histories\nwftest_registry = myapp:registry\n")
+    project.makepyfile(myapp=HISTORY_APP.replace("step_a, input=1", "step_b, input=1"))
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*replay of order.history.json failed*", "*side by side*", "*TaskScheduled*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_broken_history_file_fails_with_file_and_event(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\nwftest_histories = histories\nwftest_registry = workflows:order_workflow\n")
+    (project.path / "histories").mkdir()
+    (project.path / "histories" / "bad.history.json").write_text('{"events": [{"taskExploded": {}}]}')
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*cannot load history file*bad.history.json, event 0*taskExploded*"])
+
+
+def test_history_files_outside_the_option_are_ignored(project: pytest.Pytester) -> None:
+    _saved_history(project)
+    project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    project.runpytest().assert_outcomes(passed=1)

@@ -65,6 +65,8 @@ from wftest.testing import ANY as ANY
 from wftest.testing import ActivityTester as ActivityTester
 from wftest.testing import Call as Call
 from wftest.testing import Mock as Mock
+from wftest.testing import Replayer as Replayer
+from wftest.testing import ReplayResult as ReplayResult
 from wftest.testing import RunResult as RunResult
 from wftest.testing import WorkflowTester as WorkflowTester
 from wftest.testing import render_timeline as render_timeline
@@ -109,6 +111,8 @@ __all__ = [
     "PurgeResult",
     "QueryResult",
     "Registry",
+    "ReplayResult",
+    "Replayer",
     "RetryPolicy",
     "RunLimitError",
     "RunResult",
