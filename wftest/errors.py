@@ -179,7 +179,7 @@ class HistoryFileError(WftestError, ValueError):
     Attributes: ``path``, ``index`` (event position, or None), ``field`` (or None), ``reason``.
     """
 
-    def __init__(self, reason: str, *, path: object = None, index: int | None = None, field: str | None = None):
+    def __init__(self, reason: str, *, path: object = None, index: int | None = None, field: str | None = None) -> None:
         where = [str(path) if path is not None else "history"]
         if index is not None:
             where.append(f"event {index}")

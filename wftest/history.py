@@ -259,3 +259,57 @@ def validate(events: Sequence[pb.HistoryEvent], *, path: Path | None = None) -> 
                 )
     if not started:
         raise HistoryFileError("the history has no ExecutionStarted event", path=path, field="executionStarted")
+
+
+# -- durabletask-go databases ----------------------------------------------------------------------------
+
+
+def from_durabletask_sqlite(path: str | Path, instance_id: str | None = None) -> list[History]:
+    """Read histories from a durabletask-go sqlite database (its ``History`` table of protobuf events).
+
+    Returns one :class:`History` per instance (only ``instance_id``'s when given), ordered by instance id.
+    The database is opened read-only; a file that is not such a database fails with ``HistoryFileError``.
+    """
+    import sqlite3
+
+    path = Path(path)
+    if not path.is_file():
+        raise HistoryFileError("no such database file", path=path)
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        raise HistoryFileError(f"cannot open the database: {err}", path=path) from None
+    try:
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as err:
+            raise HistoryFileError(f"not a sqlite database: {err}", path=path) from None
+        if "History" not in tables:
+            raise HistoryFileError(
+                "not a durabletask-go database: it has no History table (tables: "
+                + (", ".join(sorted(tables)) or "none") + ")", path=path, field="History",
+            )
+        query = "SELECT InstanceID, SequenceNumber, EventPayload FROM History"
+        params: tuple[str, ...] = ()
+        if instance_id is not None:
+            query += " WHERE InstanceID = ?"
+            params = (instance_id,)
+        rows = connection.execute(query + " ORDER BY InstanceID, SequenceNumber", params).fetchall()
+    finally:
+        connection.close()
+    if instance_id is not None and not rows:
+        raise HistoryFileError(f"no history for instance {instance_id!r}", path=path, field="InstanceID")
+    grouped: dict[str, list[pb.HistoryEvent]] = {}
+    for iid, sequence, payload in rows:
+        event = pb.HistoryEvent()
+        try:
+            event.ParseFromString(payload)
+        except Exception as err:
+            raise HistoryFileError(f"instance {iid!r}: EventPayload is not a HistoryEvent: {err}", path=path,
+                                   index=sequence, field="EventPayload") from None
+        grouped.setdefault(iid, []).append(event)
+    histories = []
+    for iid, events in grouped.items():
+        validate(events, path=Path(f"{path}::{iid}"))
+        histories.append(History(events, History.of(events).orchestrator, iid, path))
+    return histories
