@@ -41,6 +41,7 @@ from wftest.errors import NotRegisteredError as NotRegisteredError
 from wftest.errors import OrchestrationFailedError as OrchestrationFailedError
 from wftest.errors import OrchestrationStalledError as OrchestrationStalledError
 from wftest.errors import OrchestrationStateError as OrchestrationStateError
+from wftest.errors import OrchestrationTerminatedError as OrchestrationTerminatedError
 from wftest.errors import RunLimitError as RunLimitError
 from wftest.errors import TaskFailedError as TaskFailedError
 from wftest.errors import TaskTimeoutError as TaskTimeoutError
@@ -108,6 +109,7 @@ __all__ = [
     "OrchestrationState",
     "OrchestrationStateError",
     "OrchestrationStatus",
+    "OrchestrationTerminatedError",
     "PurgeResult",
     "QueryResult",
     "Registry",

@@ -14,7 +14,8 @@ keep working)::
     ├── InstanceNotCompletedError (RuntimeError)   e.g. purge of a running instance
     ├── OrchestrationStalledError (RuntimeError)   virtual clock: nothing runnable, no timer pending
     ├── WaitTimeoutError (TimeoutError)            ``wait_for_*`` ran past its timeout
-    ├── OrchestrationFailedError (RuntimeError)    ``OrchestrationState.raise_if_failed()``
+    ├── OrchestrationFailedError (RuntimeError)    ``OrchestrationState.raise_if_failed()``; a failed child
+    ├── OrchestrationTerminatedError (RuntimeError)  the error type of a terminated child's failure
     ├── LockLostError (RuntimeError)               a work item was completed after its lock expired
     ├── NotRegisteredError (LookupError)           an orchestrator or activity name is unknown
     ├── RunLimitError (RuntimeError)               the tester's max_steps was reached
@@ -156,7 +157,8 @@ class NotRegisteredError(WftestError, LookupError):
 
     def __init__(self, kind: str, name: str, known: Any = ()) -> None:
         names = ", ".join(sorted(known)) or "none"
-        super().__init__(f"no {kind} named {name!r} is registered (registered {kind}s: {names})")
+        plural = "activities" if kind == "activity" else f"{kind}s"
+        super().__init__(f"no {kind} named {name!r} is registered (registered {plural}: {names})")
         self.kind = kind
         self.name = name
 
@@ -190,3 +192,11 @@ class HistoryFileError(WftestError, ValueError):
         self.index = index
         self.field = field
         self.reason = reason
+
+
+class OrchestrationTerminatedError(WftestError, RuntimeError):
+    """The error type recorded when a sub-orchestration was terminated.
+
+    The parent's task fails with a ``TaskFailedError`` whose ``details.is_caused_by(OrchestrationTerminatedError)``
+    is true (wftest's choice; durabletask-go lets the task succeed).
+    """

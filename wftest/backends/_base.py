@@ -43,6 +43,8 @@ class OrchestrationWorkItem:
     locked_until: datetime
     #: backend-private handle on the consumed messages
     token: object = None
+    #: how often this work was abandoned before (abandon delays grow with it)
+    attempts: int = 0
 
 
 @dataclass

@@ -35,7 +35,8 @@ from wftest.runtime import ActivityTask, InstanceRecord, Message, StepUpdate, is
 class _Instance:
     record: InstanceRecord
     history: list[pb.HistoryEvent] = field(default_factory=list)
-    inbox: list[pb.HistoryEvent] = field(default_factory=list)
+    #: new events, each with the execution it is addressed to (None: whichever is current)
+    inbox: list[tuple[pb.HistoryEvent, str | None]] = field(default_factory=list)
     owner: str | None = None
     locked_until: datetime | None = None
     abandon_count: int = 0
@@ -56,7 +57,7 @@ class MemoryBackend(Backend):
         self._instances: dict[str, _Instance] = {}
         self._ready: dict[str, None] = {}  # FIFO set of instances with visible events, unlocked
         self._locked: dict[str, _Instance] = {}
-        self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent]] = []
+        self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent, str | None]] = []
         self._activities: deque[tuple[int, ActivityTask]] = deque()
         self._activity_locks: dict[int, tuple[ActivityTask, str, datetime]] = {}
         self._seq = itertools.count()
@@ -74,7 +75,7 @@ class MemoryBackend(Backend):
                     raise InstanceAlreadyExistsError(record.instance_id, _status(existing.record.status))
                 self._drop(record.instance_id)
             self._instances[record.instance_id] = _Instance(record=record.copy())
-            self._deliver(record.instance_id, start, visible_at, now=None)
+            self._deliver(record.instance_id, start, visible_at, None)
             self._changed.notify_all()
             return True
 
@@ -82,7 +83,7 @@ class MemoryBackend(Backend):
         with self._lock:
             if instance_id not in self._instances:
                 raise InstanceNotFoundError(instance_id)
-            self._deliver(instance_id, event, visible_at, now=None)
+            self._deliver(instance_id, event, visible_at, None)
             self._changed.notify_all()
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
@@ -138,7 +139,9 @@ class MemoryBackend(Backend):
                 inst.owner = owner
                 inst.locked_until = now + lock_for
                 self._locked[instance_id] = inst
-                events = list(inst.inbox)
+                current = inst.record.execution_id
+                # events addressed to an execution that is over (continue-as-new, replaced) are dropped
+                events = [e for e, execution in inst.inbox if execution is None or execution == current]
                 return OrchestrationWorkItem(
                     instance_id=instance_id,
                     new_events=events,
@@ -146,7 +149,8 @@ class MemoryBackend(Backend):
                     history_length=len(inst.history),
                     owner=owner,
                     locked_until=inst.locked_until,
-                    token=(inst, len(events)),
+                    token=(inst, len(inst.inbox)),
+                    attempts=inst.abandon_count,
                 )
             return None
 
@@ -185,8 +189,8 @@ class MemoryBackend(Backend):
             if delay > timedelta(0):
                 # hide the inbox until the delay is over by re-queueing it as delayed messages
                 pending, inst.inbox = inst.inbox, []
-                for event in pending:
-                    self._push_delayed(now + delay, item.instance_id, inst.generation, event)
+                for event, execution in pending:
+                    self._push_delayed(now + delay, item.instance_id, inst.generation, event, execution)
             elif inst.inbox:
                 self._ready[item.instance_id] = None
             self._changed.notify_all()
@@ -210,7 +214,7 @@ class MemoryBackend(Backend):
             self._owned_activity(item)
             del self._activity_locks[cast(int, item.token)]
             if item.task.instance_id in self._instances:
-                self._deliver(item.task.instance_id, result, visible_at, now=None)
+                self._deliver(item.task.instance_id, result, visible_at, item.task.execution_id)
             self._changed.notify_all()
 
     def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:
@@ -225,7 +229,7 @@ class MemoryBackend(Backend):
     def next_wakeup(self) -> datetime | None:
         with self._lock:
             while self._delayed:
-                when, _, instance_id, generation, _ = self._delayed[0]
+                when, _, instance_id, generation, _, _ = self._delayed[0]
                 inst = self._instances.get(instance_id)
                 if inst is not None and inst.generation == generation:
                     return when
@@ -245,25 +249,26 @@ class MemoryBackend(Backend):
     # -- internals ----------------------------------------------------------------------------------
 
     def _deliver(self, instance_id: str, event: pb.HistoryEvent, visible_at: datetime | None,
-                 now: datetime | None) -> None:
+                 execution_id: str | None) -> None:
         inst = self._instances[instance_id]
         if visible_at is not None:
-            self._push_delayed(visible_at, instance_id, inst.generation, event)
+            self._push_delayed(visible_at, instance_id, inst.generation, event, execution_id)
             return
-        inst.inbox.append(event)
-        if inst.owner is None and (inst.history or any(_starts(e) for e in inst.inbox)):
+        inst.inbox.append((event, execution_id))
+        if inst.owner is None and (inst.history or any(_starts(e) for e, _ in inst.inbox)):
             self._ready[instance_id] = None
 
-    def _push_delayed(self, when: datetime, instance_id: str, generation: int, event: pb.HistoryEvent) -> None:
-        heapq.heappush(self._delayed, (when, next(self._seq), instance_id, generation, event))
+    def _push_delayed(self, when: datetime, instance_id: str, generation: int, event: pb.HistoryEvent,
+                      execution_id: str | None) -> None:
+        heapq.heappush(self._delayed, (when, next(self._seq), instance_id, generation, event, execution_id))
 
     def _release_due(self, now: datetime) -> None:
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:
-            _, _, instance_id, generation, event = heapq.heappop(delayed)
+            _, _, instance_id, generation, event, execution_id = heapq.heappop(delayed)
             inst = self._instances.get(instance_id)
             if inst is not None and inst.generation == generation:
-                self._deliver(instance_id, event, None, now=None)
+                self._deliver(instance_id, event, None, execution_id)
 
     def _route(self, message: Message) -> bool:
         event = message.event
@@ -286,14 +291,15 @@ class MemoryBackend(Backend):
                 input=started.input.value if started.HasField("input") else None,
                 parent_instance_id=parent.orchestrationInstance.instanceId or None,
                 parent_task_id=parent.taskScheduledId,
+                parent_execution_id=parent.orchestrationInstance.executionId.value or None,
                 version=started.version.value if started.HasField("version") else None,
             )
             self._instances[message.instance_id] = _Instance(record=record)
-            self._deliver(message.instance_id, event, message.visible_at, now=None)
+            self._deliver(message.instance_id, event, message.visible_at, None)
             return True
         if target is None:
             return False
-        self._deliver(message.instance_id, event, message.visible_at, now=None)
+        self._deliver(message.instance_id, event, message.visible_at, message.execution_id)
         return True
 
     def _drop(self, instance_id: str) -> None:

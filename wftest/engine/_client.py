@@ -159,8 +159,12 @@ class TaskHubClient:
         now = engine.clock.now()
         encoded = engine.converter.serialize(input)
         start_at = ev_naive(start_at)
+        # a replaced instance must get a new execution id even in the same instant, so that results
+        # still addressed to the old execution are dropped rather than delivered to the new one
+        existing = engine.backend.get_instance(iid)
+        previous = existing.execution_id if existing is not None else None
         start = ev.execution_started(
-            now, name, iid, encoded, execution_id=new_execution_id(iid, now),
+            now, name, iid, encoded, execution_id=new_execution_id(iid, now, previous),
             scheduled_start=start_at, version=version, tags=tags,
         )
         record = InstanceRecord(

@@ -28,7 +28,7 @@ from wftest.engine._clock import Clock, VirtualClock
 from wftest.engine._worker import Worker
 from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, WaitTimeoutError
 from wftest.hooks import Hooks
-from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry
+from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry, TimerTask
 from wftest.orchestration._executor import Guard
 from wftest.orchestration._registry import Activity, Orchestrator
 from wftest.orchestration._sandbox import StrictGuard
@@ -295,14 +295,18 @@ class Engine:
         if waits:
             return ("it waits for external event(s) " + ", ".join(repr(w) for w in waits)
                     + "; raise them with client.raise_orchestration_event()")
+        timers = sorted(t.fire_at for t in executor.ctx._pending_tasks.values() if isinstance(t, TimerTask))
+        if timers:
+            return f"it waits for a timer at {timers[0].isoformat()}"
+        pending = len(executor.ctx._pending_tasks)
+        if pending:
+            return f"it waits for {pending} task(s) (activities or sub-orchestrations) still running"
         return f"it is {ev.status_name(record.status)} and waits for nothing the engine can deliver"
 
     def _virtual_clock(self, what: str) -> VirtualClock:
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise TypeError(f"{what} needs a VirtualClock; this engine runs on {clock!r}")
-        if self._threads:
-            raise RuntimeError(f"{what} is for deterministic stepping; stop() the worker threads first")
         return clock
 
     # -- concurrent mode ----------------------------------------------------------------------------

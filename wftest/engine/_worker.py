@@ -91,7 +91,7 @@ class Worker:
             update.replace_history = replaced
         except Exception:
             self._evict(item.instance_id)
-            self.engine.backend.abandon_orchestration_work_item(item, now, engine.abandon_delay(1))
+            self.engine.backend.abandon_orchestration_work_item(item, now, engine.abandon_delay(item.attempts + 1))
             raise
         self._commit(item, update, now, executor=executor)
 
@@ -182,16 +182,22 @@ class Worker:
         """Run one activity and commit its result (or failure)."""
         engine = self.engine
         hooks = engine._hooks
-        if hooks is not None:
-            hooks.before_activity(item.task)
         delay = None
-        intercepted = engine.activity_interceptor(item.task) if engine.activity_interceptor is not None else None
-        if intercepted is not None:
-            result, delay = intercepted
-        else:
-            result = self.execute_activity(item.task)
-        if hooks is not None:
-            hooks.after_activity(item.task, result)
+        try:
+            if hooks is not None:
+                hooks.before_activity(item.task)
+            intercepted = engine.activity_interceptor(item.task) if engine.activity_interceptor is not None else None
+            if intercepted is not None:
+                result, delay = intercepted
+            else:
+                result = self.execute_activity(item.task)
+            if hooks is not None:
+                hooks.after_activity(item.task, result)
+        except Exception:
+            # not the activity's own failure (that becomes TaskFailed): a hook or the engine broke;
+            # release the task at once rather than leaving it locked until the lock expires
+            engine.backend.abandon_activity_work_item(item, engine.clock.now())
+            raise
         now = engine.clock.now()
         engine.backend.complete_activity_work_item(item, result, now, visible_at=now + delay if delay else None)
 

@@ -305,6 +305,8 @@ class OrchestrationContext:
 
         def cancel() -> None:
             self._pending_tasks.pop(action_id, None)
+            # cancelled in the step that created it: the timer is never scheduled (as in durabletask)
+            self._pending_actions.pop(action_id, None)
 
         timer._cancel_handler = cancel
 

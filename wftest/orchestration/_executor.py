@@ -188,7 +188,8 @@ class Executor:
 
     def _take_result(self) -> ExecutionResult:
         ctx = self.ctx
-        actions = [ctx._pending_actions[k] for k in sorted(ctx._pending_actions)]
+        # in the order the code asked for them (a retried call keeps its old id), as durabletask does
+        actions = list(ctx._pending_actions.values())
         ctx._pending_actions.clear()
         if not self._completion_done:
             completion = ctx._completion_actions()
@@ -626,4 +627,6 @@ _HANDLERS: dict[str, Callable[[Executor, pb.HistoryEvent, int], None]] = {
     "genericEvent": Executor._on_ignored,
     "historyState": Executor._on_ignored,
     "continueAsNew": Executor._on_ignored,
+    # a rewind marker: the backend already rewrote the history, so replay simply goes on (as durabletask)
+    "executionRewound": Executor._on_ignored,
 }

@@ -63,7 +63,7 @@ class RetryPolicy:
         """The delay before the next attempt, or None when retrying should stop."""
         if attempt >= self.max_number_of_attempts or error.details.is_non_retriable:
             return None
-        if self.retry_timeout is not None and now >= first_attempt_at + self.retry_timeout:
+        if self.retry_timeout is not None and now > first_attempt_at + self.retry_timeout:
             return None
         if self.handle is not None and not self.handle(error):
             return None

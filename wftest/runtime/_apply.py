@@ -5,7 +5,8 @@ As durabletask-go does: ``scheduleTask`` becomes ``TaskScheduled`` plus an activ
 fire time; ``createSubOrchestration`` becomes ``SubOrchestrationInstanceCreated`` plus an
 ``ExecutionStarted`` for the child; ``sendEvent`` becomes ``EventSent`` plus an ``EventRaised`` for the
 target; ``completeOrchestration`` becomes ``ExecutionCompleted`` (and a result for the parent) or, for
-continue-as-new, a fresh history. Actions are applied in id order. Pure: no clock, no I/O.
+continue-as-new, a fresh history. Actions are applied in the order given (the order the code asked
+for them). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def apply_step(
             if started.parentInstance.HasField("orchestrationInstance"):
                 record.parent_instance_id = started.parentInstance.orchestrationInstance.instanceId
                 record.parent_task_id = started.parentInstance.taskScheduledId
+                parent_execution = started.parentInstance.orchestrationInstance.executionId
+                record.parent_execution_id = parent_execution.value or None
             if record.status == PENDING:
                 record.status = RUNNING
         elif kind == "executionSuspended" and record.status in (RUNNING, PENDING):
@@ -107,7 +110,8 @@ def apply_step(
             new_history.append(ev.timer_created(now, action))
             fire_at = action.createTimer.fireAt
             update.messages.append(
-                Message(instance_id, ev.timer_fired(fire_at.ToDatetime(), action.id, fire_at), fire_at.ToDatetime())
+                Message(instance_id, ev.timer_fired(fire_at.ToDatetime(), action.id, fire_at), fire_at.ToDatetime(),
+                        execution_id=record.execution_id)
             )
         elif kind == "createSubOrchestration":
             new_history.append(ev.sub_orchestration_created(now, action))
@@ -249,7 +253,7 @@ def _notify_parent(update: StepUpdate, status: int, result: str | None, failure:
                 else "wftest.errors.OrchestrationFailedError",
             ).to_proto()
         event = ev.sub_orchestration_failed(now, task_id, failure)
-    update.messages.append(Message(record.parent_instance_id, event))
+    update.messages.append(Message(record.parent_instance_id, event, execution_id=record.parent_execution_id))
 
 
 def _continue_as_new(update: StepUpdate, body: pb.CompleteOrchestrationAction, now: datetime) -> None:
@@ -259,6 +263,8 @@ def _continue_as_new(update: StepUpdate, body: pb.CompleteOrchestrationAction, n
     if record.parent_instance_id:
         parent = pb.ParentInstanceInfo(taskScheduledId=record.parent_task_id or 0)
         parent.orchestrationInstance.instanceId = record.parent_instance_id
+        if record.parent_execution_id:
+            parent.orchestrationInstance.executionId.value = record.parent_execution_id
     execution_id = new_execution_id(record.instance_id, now, record.execution_id)
     started = ev.execution_started(
         now, record.name, record.instance_id, new_input, execution_id=execution_id, parent=parent,

@@ -45,6 +45,7 @@ class InstanceRecord:
     scheduled_start_at: datetime | None = None
     parent_instance_id: str | None = None
     parent_task_id: int | None = None
+    parent_execution_id: str | None = None
     version: str | None = None
     #: number of events in the history (lets engines check that a cached executor is current)
     history_length: int = 0
@@ -71,11 +72,17 @@ class ActivityTask:
 
 @dataclass
 class Message:
-    """A history event for an instance (possibly another one), visible from ``visible_at``."""
+    """A history event for an instance (possibly another one), visible from ``visible_at``.
+
+    With ``execution_id`` the event belongs to that execution only (a timer, an activity or child
+    result): if the instance has moved on (continue-as-new, or replaced under the same id) it is dropped,
+    never delivered to the wrong execution.
+    """
 
     instance_id: str
     event: pb.HistoryEvent
     visible_at: datetime | None = None
+    execution_id: str | None = None
 
 
 @dataclass
