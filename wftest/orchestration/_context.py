@@ -35,6 +35,7 @@ _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa129
 _UUID_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 SIDE_EFFECT_MARKER = "wftest.sideEffect"
+PATCH_MARKER = "wftest.patch"
 
 _COMPLETED = pb.ORCHESTRATION_STATUS_COMPLETED
 _FAILED = pb.ORCHESTRATION_STATUS_FAILED
@@ -71,6 +72,8 @@ class OrchestrationContext:
         self._random: _random.Random | None = None
         self._side_effect_count = 0
         self._recorded_side_effects: deque[str] = deque()
+        self._recorded_patches: set[str] = set()
+        self._patch_decisions: dict[str, bool] = {}
         self._new_generic_events: list[str] = []
         # actions asked for by the code and not yet confirmed by history (replay) or handed out (step)
         self._pending_actions: dict[int, pb.OrchestratorAction] = {}
@@ -269,6 +272,45 @@ class OrchestrationContext:
         encoded = self._executor.converter.serialize(value)
         self._new_generic_events.append(json.dumps({SIDE_EFFECT_MARKER: index, "value": encoded}))
         return self._executor.converter.deserialize(encoded)  # type: ignore[no-any-return]
+
+    def is_patched(self, name: str) -> bool:
+        """Whether this execution takes the new code path of the change called ``name`` (versioning).
+
+        Temporal's ``patched`` semantics: True for executions that reach this point with the new code
+        (a marker is recorded in history so later replays agree), False when replaying a history written
+        before the change (no marker). The answer is fixed for the whole execution once asked::
+
+            if ctx.is_patched("charge-before-reserve"):
+                yield ctx.call_activity(charge); yield ctx.call_activity(reserve)
+            else:
+                yield ctx.call_activity(reserve); yield ctx.call_activity(charge)
+
+        Once no execution started before the change is left, replace the call by
+        :meth:`deprecate_patch` and drop the old branch.
+        """
+        decided = self._patch_decisions.get(name)
+        if decided is not None:
+            return decided
+        if name in self._recorded_patches:
+            decided = True
+        elif self._is_replaying:
+            decided = False
+        else:
+            decided = True
+            self._new_generic_events.append(json.dumps({PATCH_MARKER: name}))
+        self._patch_decisions[name] = decided
+        return decided
+
+    def deprecate_patch(self, name: str) -> None:
+        """The clean-up step after :meth:`is_patched`: keep recording the marker, without branching.
+
+        Histories written with or without the marker both replay.
+        """
+        if name in self._patch_decisions or name in self._recorded_patches:
+            return
+        self._patch_decisions[name] = True
+        if not self._is_replaying:
+            self._new_generic_events.append(json.dumps({PATCH_MARKER: name}))
 
     def create_replay_safe_logger(self, logger: logging.Logger) -> logging.LoggerAdapter[logging.Logger]:
         """A logger that drops records while the code is replaying, so each line is logged once."""

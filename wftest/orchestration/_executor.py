@@ -32,7 +32,7 @@ from wftest.errors import (
     OrchestrationStateError,
     TaskFailedError,
 )
-from wftest.orchestration._context import SIDE_EFFECT_MARKER, OrchestrationContext, timeout_error
+from wftest.orchestration._context import PATCH_MARKER, SIDE_EFFECT_MARKER, OrchestrationContext, timeout_error
 from wftest.orchestration._registry import Registry
 from wftest.orchestration._task import CancellableTask, RetryableTask, Task, TimerTask
 from wftest.protos import orchestrator_service_pb2 as pb
@@ -151,6 +151,11 @@ class Executor:
                 data = event.genericEvent.data.value
                 if SIDE_EFFECT_MARKER in data:
                     ctx._recorded_side_effects.append(data)
+                elif PATCH_MARKER in data:
+                    try:
+                        ctx._recorded_patches.add(json.loads(data)[PATCH_MARKER])
+                    except (ValueError, KeyError, TypeError):
+                        pass  # some other tool's GenericEvent that merely mentions the marker
         ctx._is_replaying = True
         for index, event in enumerate(old_events):
             self._process(event, index)
