@@ -146,3 +146,21 @@ def test_unknown_instance_in_database(registry: Registry, tmp_path: Path) -> Non
     db = _database(tmp_path / "dt.sqlite", {"a": _run(registry, "a")})
     with pytest.raises(HistoryFileError, match="no history for instance 'zzz'"):
         history.from_durabletask_sqlite(db, instance_id="zzz")
+
+
+def test_record_runs_and_saves_a_replayable_history(registry: Registry, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["record", "greeter", "--registry", "cli_test_app:registry", "--input", '"ada"',
+                 "--instance-id", "rec-1", "--out", str(tmp_path)])
+    assert code == 0 and "COMPLETED" in capsys.readouterr().out
+    saved = history.load(tmp_path / "rec-1.history.json")
+    assert saved.orchestrator == "greeter"
+    assert main(["replay", "--registry", "cli_test_app:registry", str(tmp_path)]) == 0
+
+
+def test_record_raises_scripted_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["record", "wftest._demo:order_workflow", "--out", str(tmp_path), "--instance-id", "o",
+                 "--input", '{"id": "1", "items": []}', "--event", '7200:approval:{"by": "bob"}']) == 0
+    saved = history.load(tmp_path / "o.history.json")
+    raised = [e.eventRaised.name for e in saved.events if e.HasField("eventRaised")]
+    assert raised == ["approval"]

@@ -5,6 +5,7 @@ Commands:
   show FILE...              print the timeline of history files (or of a durabletask-go database)
   replay --registry M:A F.. replay history files against today's code; exit 1 with the diff on failure
   convert SRC DEST          convert between .history.json, .history.pb and a durabletask-go database
+  record M:ORCH --out DIR   run an orchestration on the in-memory engine (virtual clock) and save its history
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ def _build_parser() -> argparse.ArgumentParser:
     convert.add_argument("dest", type=Path,
                          help="output file (.history.json or .history.pb); a folder when the source is a database")
     convert.add_argument("--instance", help="with a database: only this instance")
+    record = commands.add_parser("record", help="run an orchestration (virtual clock) and save its history")
+    record.add_argument("orchestrator", metavar="MODULE:NAME",
+                        help="an orchestrator function, or a registered name with --registry")
+    record.add_argument("--registry", metavar="MODULE:ATTR", help="the wftest.Registry to run with")
+    record.add_argument("--input", default=None, help="the input, as JSON")
+    record.add_argument("--instance-id", default=None, help="the instance id (default: derived from the name)")
+    record.add_argument("--out", type=Path, default=Path("."), help="folder for the .history.json files")
+    record.add_argument("--event", action="append", default=[], metavar="AFTER:NAME[:JSON]",
+                        help="raise an event after a virtual delay in seconds, e.g. 3600:approval:true")
     return parser
 
 
@@ -84,6 +94,46 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace) -> int:
+    import importlib
+    import json
+    from datetime import timedelta
+
+    from wftest import Engine, history
+    from wftest.testing._replayer import load_registry
+
+    registry = load_registry(args.registry) if args.registry else None
+    target: object = args.orchestrator
+    if registry is None or registry.get_orchestrator(args.orchestrator) is None:
+        module_name, _, attr = args.orchestrator.partition(":")
+        if not attr:
+            raise ValueError(f"expected MODULE:NAME for the orchestrator, got {args.orchestrator!r}")
+        target = getattr(importlib.import_module(module_name), attr)
+    engine = Engine(registry=registry)
+    name = engine.registry.orchestrator_name(target)  # type: ignore[arg-type]
+    iid = engine.client.schedule_new_orchestration(
+        name, input=json.loads(args.input) if args.input is not None else None,
+        instance_id=args.instance_id or f"{name}-recorded",
+    )
+    events = []
+    for spec in args.event:
+        after, _, rest = spec.partition(":")
+        event_name, _, data = rest.partition(":")
+        if not after or not event_name:
+            raise ValueError(f"--event takes AFTER_SECONDS:NAME[:JSON], got {spec!r}")
+        events.append((float(after), event_name, json.loads(data) if data else None))
+    elapsed = 0.0
+    for after, event_name, data in sorted(events, key=lambda e: e[0]):
+        engine.advance(timedelta(seconds=after - elapsed))
+        elapsed = after
+        engine.client.raise_orchestration_event(iid, event_name, data=data)
+    state = engine.client.wait_for_orchestration_completion(iid)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = history.save(args.out / f"{iid}{history.JSON_SUFFIX}", engine.history(iid))
+    print(f"{state.runtime_status}: wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wftest`` command; returns the exit code."""
     parser = _build_parser()
@@ -100,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = run_demo()
         print(f"wall time: {(time.perf_counter() - started) * 1000:.1f} ms")
         return code
-    handlers = {"show": _show, "replay": _replay, "convert": _convert}
+    handlers = {"show": _show, "replay": _replay, "convert": _convert, "record": _record}
     if args.command in handlers:
         from wftest.errors import WftestError
 
