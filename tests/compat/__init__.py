@@ -1,0 +1,1 @@
+"""Cross-replay tests: histories are interchangeable between wftest and the ``durabletask`` package."""
