@@ -20,11 +20,19 @@ from wftest.backends import IdReusePolicy as IdReusePolicy
 from wftest.backends import MemoryBackend as MemoryBackend
 from wftest.converter import Converter as Converter
 from wftest.converter import JsonConverter as JsonConverter
+from wftest.engine import ActivityFails as ActivityFails
+from wftest.engine import ActivityTimesOut as ActivityTimesOut
 from wftest.engine import Clock as Clock
+from wftest.engine import CrashAfterActivity as CrashAfterActivity
+from wftest.engine import CrashDuringStep as CrashDuringStep
+from wftest.engine import DuplicateEvent as DuplicateEvent
 from wftest.engine import Engine as Engine
+from wftest.engine import Fault as Fault
+from wftest.engine import FifoScheduler as FifoScheduler
 from wftest.engine import OrchestrationState as OrchestrationState
 from wftest.engine import PurgeResult as PurgeResult
 from wftest.engine import QueryResult as QueryResult
+from wftest.engine import Scheduler as Scheduler
 from wftest.engine import SystemClock as SystemClock
 from wftest.engine import TaskHubClient as TaskHubClient
 from wftest.engine import UndeliveredMessage as UndeliveredMessage
@@ -77,18 +85,25 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "ActivityContext",
+    "ActivityFails",
     "ActivityTester",
+    "ActivityTimesOut",
     "Backend",
     "Call",
     "CancellableTask",
     "Clock",
     "CompletableTask",
     "Converter",
+    "CrashAfterActivity",
+    "CrashDuringStep",
+    "DuplicateEvent",
     "Engine",
     "ExecutionResult",
     "Executor",
     "ExpectationError",
     "FailureDetails",
+    "Fault",
+    "FifoScheduler",
     "HistoryFileError",
     "IdReusePolicy",
     "InstanceAlreadyExistsError",
@@ -118,6 +133,7 @@ __all__ = [
     "RetryPolicy",
     "RunLimitError",
     "RunResult",
+    "Scheduler",
     "SystemClock",
     "Task",
     "TaskFailedError",

@@ -86,9 +86,13 @@ class Backend(Protocol):
         ...
 
     def fetch_orchestration_work_item(
-        self, owner: str, now: datetime, lock_for: timedelta
+        self, owner: str, now: datetime, lock_for: timedelta, *, instance_id: str | None = None
     ) -> OrchestrationWorkItem | None:
-        """Lock the next instance with visible new events, or return None."""
+        """Lock the next instance with visible new events (or that one instance), or return None."""
+        ...
+
+    def ready_instances(self, now: datetime) -> list[str]:
+        """Ids of the instances that have visible new events and are not locked, oldest first."""
         ...
 
     def complete_orchestration_work_item(

@@ -125,11 +125,15 @@ class MemoryBackend(Backend):
     # -- orchestration work items -------------------------------------------------------------------
 
     def fetch_orchestration_work_item(
-        self, owner: str, now: datetime, lock_for: timedelta
+        self, owner: str, now: datetime, lock_for: timedelta, *, instance_id: str | None = None
     ) -> OrchestrationWorkItem | None:
         with self._lock:
             self._release_due(now)
             self._expire_locks(now)
+            if instance_id is not None:
+                if instance_id not in self._ready:
+                    return None
+                self._ready = {instance_id: None, **self._ready}
             while self._ready:
                 instance_id = next(iter(self._ready))
                 del self._ready[instance_id]
@@ -225,6 +229,12 @@ class MemoryBackend(Backend):
             self._changed.notify_all()
 
     # -- scheduling queries -------------------------------------------------------------------------
+
+    def ready_instances(self, now: datetime) -> list[str]:
+        with self._lock:
+            self._release_due(now)
+            self._expire_locks(now)
+            return [i for i in self._ready if self._instances[i].inbox and self._instances[i].owner is None]
 
     def next_wakeup(self) -> datetime | None:
         with self._lock:

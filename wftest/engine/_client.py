@@ -249,6 +249,8 @@ class TaskHubClient:
         engine = self._engine
         event = ev.event_raised(engine.clock.now(), event_name, engine.converter.serialize(data))
         engine.backend.add_event(instance_id, event)
+        if engine.scheduler is not None and engine.scheduler.fault("event", f"{event_name} to {instance_id}"):
+            engine.backend.add_event(instance_id, event)  # injected fault: delivered twice
 
     def terminate_orchestration(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
         """Stop an instance now; it ends TERMINATED with ``output``.

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wftest import _events as ev
-from wftest.backends import Backend, MemoryBackend
+from wftest.backends import ActivityWorkItem, Backend, MemoryBackend
 from wftest.converter import DEFAULT_CONVERTER, Converter
 from wftest.engine._client import TaskHubClient
 from wftest.engine._clock import Clock, VirtualClock
+from wftest.engine._scheduler import Scheduler
 from wftest.engine._worker import Worker
 from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, WaitTimeoutError
 from wftest.hooks import Hooks
@@ -76,6 +77,8 @@ class Engine:
         lock_timeout: how long a fetched work item stays locked.
         max_continue_as_new_per_step: guard against endless continue-as-new loops within one step.
         hooks: plugin manager (see :mod:`wftest.hooks`); ``engine.hooks`` creates one on first use.
+        scheduler: chooses the order of runnable work and injects faults (see ``wftest.strategies``);
+            None runs FIFO and fault-free.
 
     Example::
 
@@ -100,6 +103,7 @@ class Engine:
         max_continue_as_new_per_step: int = 1000,
         executor_cache_size: int = 10_000,
         hooks: Hooks | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.backend: Backend = backend if backend is not None else MemoryBackend()
         self.clock: Clock = clock if clock is not None else VirtualClock()
@@ -113,6 +117,8 @@ class Engine:
         self.max_continue_as_new_per_step = max_continue_as_new_per_step
         self.executor_cache_size = executor_cache_size
         self._hooks = hooks
+        #: choice points and fault injection (None: FIFO, fault-free, on the fast path)
+        self.scheduler = scheduler
         self.owner = f"engine-{next(_ENGINE_IDS)}"
         self.worker = Worker(self)
         self.client = TaskHubClient(self)
@@ -176,26 +182,67 @@ class Engine:
     def run_until_idle(self, *, limit: int | None = None) -> int:
         """Run every work item that is due at the current time; never moves the clock.
 
-        Activities run first, then orchestration steps, so results that are ready together reach
-        their orchestration in one step. Stops early after ``limit`` work items. Returns the number of
-        work items processed.
+        Ready activities always run before the next orchestration step, so results that are ready
+        together reach their orchestration in one step; steps run oldest first. Stops early after
+        ``limit`` work items. Returns the number of work items processed.
         """
+        if self.scheduler is not None:
+            return self._run_scheduled(self.scheduler, limit)
         backend, worker, owner, lock = self.backend, self.worker, self.owner, self.lock_timeout
         clock = self.clock
         budget = limit if limit is not None else -1
         processed = 0
-        while True:
-            progressed = False
-            while processed != budget and (activity := backend.fetch_activity_work_item(owner, clock.now(), lock)):
+        while processed != budget:
+            activity = backend.fetch_activity_work_item(owner, clock.now(), lock)
+            if activity is not None:
                 worker.run_activity(activity)
-                processed += 1
-                progressed = True
-            while processed != budget and (item := backend.fetch_orchestration_work_item(owner, clock.now(), lock)):
+            else:
+                item = backend.fetch_orchestration_work_item(owner, clock.now(), lock)
+                if item is None:
+                    break
                 worker.run_orchestration(item)
+            processed += 1
+        return processed
+
+    def _run_scheduled(self, scheduler: Scheduler, limit: int | None) -> int:
+        """``run_until_idle`` with every choice made by ``scheduler`` (and its faults injected).
+
+        The options are the ready activities (oldest first), then the instances with a step to run
+        (oldest first), so always taking option 0 is exactly the unscheduled order. A step is fetched only
+        once chosen, so it sees every result that arrived before it ran.
+        """
+        backend, worker, owner, lock = self.backend, self.worker, self.owner, self.lock_timeout
+        activities: list[ActivityWorkItem] = []
+        processed = 0
+        try:
+            while processed != (limit if limit is not None else -1):
+                now = self.clock.now()
+                while (activity := backend.fetch_activity_work_item(owner, now, lock)) is not None:
+                    activities.append(activity)
+                ready = backend.ready_instances(now)
+                if not activities and not ready:
+                    break
+                labels = [f"activity {a.task.name}#{a.task.task_id} of {a.task.instance_id}" for a in activities]
+                labels += [f"step {instance_id}" for instance_id in ready]
+                chosen = scheduler.choose("next", labels) if len(labels) > 1 else 0
+                if chosen < len(activities):
+                    activity = activities.pop(chosen)
+                    task = activity.task
+                    fault = scheduler.fault("activity", f"{task.name}#{task.task_id} of {task.instance_id}")
+                    worker.run_activity(activity, fault=fault)
+                else:
+                    instance_id = ready[chosen - len(activities)]
+                    item = backend.fetch_orchestration_work_item(owner, now, lock, instance_id=instance_id)
+                    if item is None:
+                        continue
+                    fault = scheduler.fault("step", instance_id)
+                    worker.run_orchestration(item, crash=fault is not None)
                 processed += 1
-                progressed = True
-            if not progressed or processed == budget:
-                return processed
+        finally:
+            # activities fetched but not run (the limit was reached, or an error) are released for later
+            for activity in activities:
+                backend.abandon_activity_work_item(activity, self.clock.now())
+        return processed
 
     def advance(self, delta: timedelta) -> int:
         """Move the virtual clock forward by ``delta``, running what becomes due on the way.

@@ -12,12 +12,13 @@ import contextlib
 import inspect
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from wftest import _events as ev
 from wftest._failure import FailureDetails
 from wftest.backends import ActivityWorkItem, OrchestrationWorkItem
+from wftest.engine._scheduler import ActivityFails, ActivityTimesOut, CrashAfterActivity, Fault
 from wftest.errors import LockLostError, NonDeterminismError, NotRegisteredError, OrchestrationStateError
 from wftest.orchestration import ActivityContext, ExecutionResult, Executor
 from wftest.protos import orchestrator_service_pb2 as pb
@@ -50,8 +51,12 @@ class Worker:
 
     # -- orchestrations -----------------------------------------------------------------------------
 
-    def run_orchestration(self, item: OrchestrationWorkItem) -> None:
-        """Run one step for the locked instance and commit it."""
+    def run_orchestration(self, item: OrchestrationWorkItem, *, crash: bool = False) -> None:
+        """Run one step for the locked instance and commit it.
+
+        With ``crash`` (an injected fault) the step runs but nothing is committed: the events go back to
+        the queue and the next attempt replays the history (the warm executor is lost, as on a crash).
+        """
         engine = self.engine
         record = item.record
         now = engine.clock.now()
@@ -89,6 +94,10 @@ class Worker:
                     result = self._guarded(executor.execute, [], generation_events)
                 update = apply_step(update.record, generation_events, result, now)
             update.replace_history = replaced
+            if crash:
+                self._evict(item.instance_id)
+                engine.backend.abandon_orchestration_work_item(item, now, timedelta(0))
+                return
         except Exception:
             self._evict(item.instance_id)
             self.engine.backend.abandon_orchestration_work_item(item, now, engine.abandon_delay(item.attempts + 1))
@@ -178,19 +187,29 @@ class Worker:
 
     # -- activities ---------------------------------------------------------------------------------
 
-    def run_activity(self, item: ActivityWorkItem) -> None:
-        """Run one activity and commit its result (or failure)."""
+    def run_activity(self, item: ActivityWorkItem, *, fault: Fault | None = None) -> None:
+        """Run one activity and commit its result (or failure), or suffer an injected ``fault``."""
         engine = self.engine
         hooks = engine._hooks
+        task = item.task
         delay = None
         try:
             if hooks is not None:
-                hooks.before_activity(item.task)
-            intercepted = engine.activity_interceptor(item.task) if engine.activity_interceptor is not None else None
-            if intercepted is not None:
-                result, delay = intercepted
+                hooks.before_activity(task)
+            if isinstance(fault, (ActivityFails, ActivityTimesOut)):
+                error = fault.error if isinstance(fault, ActivityFails) else TimeoutError(
+                    f"activity {task.name!r} (task #{task.task_id}) timed out (injected fault)")
+                result = ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(error))
             else:
-                result = self.execute_activity(item.task)
+                intercepted = engine.activity_interceptor(task) if engine.activity_interceptor is not None else None
+                if intercepted is not None:
+                    result, delay = intercepted
+                else:
+                    result = self.execute_activity(task)
+                if isinstance(fault, CrashAfterActivity):
+                    # the worker dies before recording the result: the task is delivered again
+                    engine.backend.abandon_activity_work_item(item, engine.clock.now())
+                    return
             if hooks is not None:
                 hooks.after_activity(item.task, result)
         except Exception:

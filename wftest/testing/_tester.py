@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wftest import _events as ev
 from wftest._failure import FailureDetails
@@ -37,7 +37,23 @@ from wftest.runtime import ActivityTask, Message, is_terminal
 from wftest.testing._mocks import Call, Mock
 from wftest.testing._timeline import render_timeline
 
+if TYPE_CHECKING:
+    from wftest.strategies import Schedule, ScheduledEvent
+
 Action = Callable[..., Any]
+
+
+def _note(text: str) -> None:
+    """``hypothesis.note`` when running inside a hypothesis test (it is shown for the failing example)."""
+    import sys
+
+    if "hypothesis" not in sys.modules:
+        return
+    from hypothesis import note
+    from hypothesis.control import currently_in_test_context
+
+    if currently_in_test_context():
+        note(text)
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,7 @@ class WorkflowTester:
         self._unexpected: list[str] = []
         self._callbacks: list[tuple[datetime, int, Action]] = []
         self._pending_at: list[tuple[datetime | timedelta, int, Action]] = []
+        self._schedule: Schedule | None = None
         self._engine: Engine | None = None
         self._instance_id: str | None = None
         self._steps = 0
@@ -195,24 +212,34 @@ class WorkflowTester:
 
     # -- running ------------------------------------------------------------------------------------
 
-    def run(self, orchestrator: Orchestrator | str, input: Any = None, *, instance_id: str | None = None) -> RunResult:
+    def run(self, orchestrator: Orchestrator | str, input: Any = None, *, instance_id: str | None = None,
+            schedule: Schedule | None = None) -> RunResult:
         """Run an orchestration to completion on a fresh engine; returns its result.
+
+        With ``schedule`` (from ``wftest.strategies.schedules()``) the order of work, injected faults
+        and event delays follow the schedule; inside a hypothesis test the schedule's decisions are noted
+        so a failing example shows them.
 
         Raises ``OrchestrationStalledError`` if it waits for something that never comes,
         ``RunLimitError`` past ``max_steps``, ``NonDeterminismError`` if the replay check fails and
         ``UnexpectedCallError`` if a mocked activity got an input no mock accepts.
         """
-        self.start(orchestrator, input, instance_id=instance_id)
+        self.start(orchestrator, input, instance_id=instance_id, schedule=schedule)
         return self.run_until(lambda: self._is_done())
 
-    def start(self, orchestrator: Orchestrator | str, input: Any = None, *, instance_id: str | None = None) -> str:
+    def start(self, orchestrator: Orchestrator | str, input: Any = None, *, instance_id: str | None = None,
+              schedule: Schedule | None = None) -> str:
         """Start an orchestration on a fresh engine without running it; drive it with ``step``/``run_until``."""
+        if schedule is not None:
+            schedule.reset()
+        self._schedule = schedule
         engine = Engine(
             clock=VirtualClock(self.start_time),
             registry=self.registry,
             converter=self.converter,
             strict=self.strict,
             hooks=self._hooks,
+            scheduler=schedule,
         )
         engine.activity_interceptor = self._intercept_activity
         engine.sub_orchestration_interceptor = self._intercept_sub_orchestration
@@ -221,6 +248,10 @@ class WorkflowTester:
         self._unexpected = []
         self._callbacks = [(self._when(w), n, a) for w, n, a in self._pending_at]
         self._pending_at = []
+        if schedule is not None and schedule.delays_events:
+            limit = timedelta(days=36500)
+            self._callbacks = [(w + schedule.event_delay(f"event #{n} (at {w.isoformat()})", limit), n, a)
+                               for w, n, a in self._callbacks]
         self._instance_id = engine.client.schedule_new_orchestration(
             orchestrator, input=input, instance_id=instance_id or "test-instance"
         )
@@ -262,6 +293,8 @@ class WorkflowTester:
                     )
                 clock.jump_to(max(upcoming, clock.now()))
         result = self.result()
+        if self._schedule is not None:
+            _note(f"schedule: {self._schedule!r}\n{self._schedule.timeline()}")
         details = result.failure_details
         if details is not None and details.error_type == "wftest.errors.NonDeterministicCallError":
             raise NonDeterministicCallError(f"{details.message}\n\n{result.timeline()}")
@@ -336,6 +369,11 @@ class WorkflowTester:
             self._callbacks.append((self._when(when), len(self._callbacks), action))
         else:
             self._pending_at.append((when, len(self._pending_at), action))
+
+    def raise_events(self, events: Iterable[ScheduledEvent]) -> None:
+        """Raise each event (from ``wftest.strategies.external_events``) at its time in the next run."""
+        for event in events:
+            self.at(event.at, lambda tester, e=event: tester.raise_event(e.name, e.data))
 
     def raise_event(self, name: str, data: Any = None, *, instance_id: str | None = None) -> None:
         """Raise an external event now (on the run's instance by default)."""
