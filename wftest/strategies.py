@@ -20,6 +20,7 @@ printed as a timeline of decisions and as ``Schedule.from_string('...')`` to rep
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -159,6 +160,7 @@ class _DrawnSchedule(Schedule):
         self._faults_left = max_faults
         self._max_faults = max_faults
         self._event_delays = event_delays
+        self._fault_options: dict[str, st.SearchStrategy[Fault | None]] = {}
 
     def reset(self) -> None:
         """Hypothesis draws afresh for every example; within one example, runs continue the draws."""
@@ -166,7 +168,7 @@ class _DrawnSchedule(Schedule):
         self._faults_left = self._max_faults
 
     def _draw_choice(self, count: int) -> int:
-        return int(self._draw(st.integers(0, count - 1)))
+        return int(self._draw(_choices(count)))
 
     def _draw_fault(self, kind: str) -> Fault | None:
         applicable = [f for f in self._fault_list if f.kind == kind]
@@ -174,7 +176,10 @@ class _DrawnSchedule(Schedule):
             return None
         # Always draw, even with no faults left, and ignore the draw then: skipping it would make a schedule
         # with more faults *shorter*, and hypothesis shrinks towards shorter (it would keep extra faults).
-        fault: Fault | None = self._draw(st.sampled_from([None, *applicable]))
+        options = self._fault_options.get(kind)
+        if options is None:
+            options = self._fault_options[kind] = st.sampled_from([None, *applicable])
+        fault: Fault | None = self._draw(options)
         if fault is None or self._faults_left <= 0:
             return None
         self._faults_left -= 1
@@ -195,6 +200,12 @@ class _DrawnSchedule(Schedule):
         if self._event_delays is None:
             return timedelta(0)
         return super().event_delay(label, min(limit, self._event_delays))
+
+
+@functools.lru_cache(maxsize=256)
+def _choices(count: int) -> st.SearchStrategy[int]:
+    # built once per size: constructing a strategy costs more than drawing from it
+    return st.integers(0, count - 1)
 
 
 def schedules(

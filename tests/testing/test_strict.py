@@ -111,3 +111,19 @@ def test_engine_is_lenient_by_default() -> None:
     engine = Engine()
     iid = engine.client.schedule_new_orchestration(_workflow_calling(lambda: uuid.uuid4()))
     assert engine.client.wait_for_orchestration_completion(iid).runtime_status == "COMPLETED"
+
+
+def test_strict_mode_works_under_cprofile() -> None:
+    import cProfile
+
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        yield ctx.create_timer(timedelta(seconds=1))
+        return "done"
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        result = WorkflowTester().run(wf)
+    finally:
+        profiler.disable()
+    assert result.output == "done"

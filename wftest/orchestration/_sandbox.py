@@ -157,6 +157,9 @@ class StrictGuard:
         violations: list[NonDeterministicCallError] = []
         ignored = {c for c in (getattr(cb, "__code__", None) for cb in gc.callbacks) if c is not None}
         previous = sys.getprofile()
+        # a Python-level profiler is chained; a C profiler (cProfile's Profile object) cannot be called
+        # from here, so it simply sees nothing of orchestrator code while the guard is on
+        chained = previous if callable(previous) else None
         py_calls = self._py_calls
 
         def profile(frame: types.FrameType, event: str, arg: Any) -> None:
@@ -177,14 +180,21 @@ class StrictGuard:
                     found = (f"random.{code.co_name}()", _HINT_RANDOM)
                 if found is not None and _is_user_frame(frame.f_back, ignored):
                     _violate(found, frame.f_back, violations)
-            if previous is not None:
-                previous(frame, event, arg)  # type: ignore[arg-type]
+            if chained is not None:
+                chained(frame, event, arg)  # type: ignore[arg-type]
 
         sys.setprofile(profile)
         try:
             yield
         finally:
-            sys.setprofile(previous)
+            if previous is None or chained is not None:
+                sys.setprofile(previous)
+            else:
+                # a C profiler: sys.setprofile() cannot take it back, its own enable() re-installs it
+                sys.setprofile(None)
+                enable = getattr(previous, "enable", None)
+                if callable(enable):
+                    enable()
         if violations:
             raise violations[0]
 
