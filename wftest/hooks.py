@@ -88,6 +88,9 @@ class HookSpecs:
         """
 
 
+_NEVER_FROZEN = ["hypothesis", "_pytest", "pytest", "pluggy", "wftest", "coverage"]
+
+
 class FreezegunPlugin:
     """Built-in: activities see virtual time through freezegun (the default time patch)."""
 
@@ -96,7 +99,9 @@ class FreezegunPlugin:
         """Enter ``freeze_time`` once (it scans loaded modules: milliseconds), then move it (microseconds)."""
         from freezegun import freeze_time
 
-        freezer = freeze_time(now, real_asyncio=True)
+        # Tooling is never time-patched: freezegun would swap its clock functions too, and a GC callback
+        # of hypothesis firing while freezegun stops reads a half-restored clock.
+        freezer = freeze_time(now, real_asyncio=True, ignore=_NEVER_FROZEN)
         frozen = freezer.start()
 
         class _Patch:

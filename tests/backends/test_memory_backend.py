@@ -112,13 +112,18 @@ def test_abandoned_orchestration_work_reappears_after_the_delay() -> None:
     assert backend.fetch_orchestration_work_item("w", T0 + timedelta(seconds=10), LOCK) is not None
 
 
-def test_abandoned_activity_work_is_visible_at_once() -> None:
+def _with_one_activity() -> MemoryBackend:
     backend = MemoryBackend()
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None
     update = StepUpdate(record=item.record, new_history=[], activities=[ActivityTask("i1", None, 1, "a", None, T0)])
     backend.complete_orchestration_work_item(item, update, T0)
+    return backend
+
+
+def test_abandoned_activity_work_is_visible_at_once() -> None:
+    backend = _with_one_activity()
     activity = backend.fetch_activity_work_item("w", T0, LOCK)
     assert activity is not None
     backend.abandon_activity_work_item(activity, T0)
@@ -127,12 +132,7 @@ def test_abandoned_activity_work_is_visible_at_once() -> None:
 
 
 def test_activity_completed_after_its_lock_expired_writes_nothing() -> None:
-    backend = MemoryBackend()
-    _create(backend)
-    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
-    assert item is not None
-    update = StepUpdate(record=item.record, new_history=[], activities=[ActivityTask("i1", None, 1, "a", None, T0)])
-    backend.complete_orchestration_work_item(item, update, T0)
+    backend = _with_one_activity()
     stale = backend.fetch_activity_work_item("a", T0, LOCK)
     assert stale is not None
     fresh = backend.fetch_activity_work_item("b", T0 + LOCK, LOCK)

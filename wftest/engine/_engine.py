@@ -31,7 +31,7 @@ from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, Wait
 from wftest.hooks import Hooks
 from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry, TimerTask
 from wftest.orchestration._executor import Guard
-from wftest.orchestration._registry import Activity, Orchestrator
+from wftest.orchestration._registry import Registrations
 from wftest.orchestration._sandbox import StrictGuard
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import SUSPENDED, ActivityTask, InstanceRecord, Message
@@ -58,7 +58,7 @@ class UndeliveredMessage:
                 f"{self.target_instance_id!r}")
 
 
-class Engine:
+class Engine(Registrations):
     """A durable workflow engine.
 
     Args:
@@ -132,24 +132,6 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
-
-    # -- registration -------------------------------------------------------------------------------
-
-    def add_orchestrator(self, fn: Orchestrator) -> str:
-        """Register an orchestrator under its ``__name__``; returns the name."""
-        return self.registry.add_orchestrator(fn)
-
-    def add_named_orchestrator(self, name: str, fn: Orchestrator) -> str:
-        """Register an orchestrator under ``name``."""
-        return self.registry.add_named_orchestrator(name, fn)
-
-    def add_activity(self, fn: Activity) -> str:
-        """Register an activity under its ``__name__``; returns the name."""
-        return self.registry.add_activity(fn)
-
-    def add_named_activity(self, name: str, fn: Activity) -> str:
-        """Register an activity under ``name``."""
-        return self.registry.add_named_activity(name, fn)
 
     @property
     def hooks(self) -> Hooks:

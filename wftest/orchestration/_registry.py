@@ -185,3 +185,25 @@ def _takes_input(fn: Callable[..., Any]) -> bool:
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+class Registrations:
+    """The registration methods shared by ``Engine`` and ``WorkflowTester`` (they delegate to ``registry``)."""
+
+    registry: Registry
+
+    def add_orchestrator(self, fn: Orchestrator) -> str:
+        """Register an orchestrator under its ``__name__``; returns the name."""
+        return self.registry.add_orchestrator(fn)
+
+    def add_named_orchestrator(self, name: str, fn: Orchestrator) -> str:
+        """Register an orchestrator under ``name``; returns the name."""
+        return self.registry.add_named_orchestrator(name, fn)
+
+    def add_activity(self, fn: Activity) -> str:
+        """Register an activity under its ``__name__`` (bound methods work: state lives on the object)."""
+        return self.registry.add_activity(fn)
+
+    def add_named_activity(self, name: str, fn: Activity) -> str:
+        """Register an activity under ``name``; returns the name."""
+        return self.registry.add_named_activity(name, fn)

@@ -31,7 +31,7 @@ from wftest.errors import (
 )
 from wftest.hooks import Hooks, TimePatch, default_hooks
 from wftest.orchestration import ActivityContext, Registry
-from wftest.orchestration._registry import Activity, Orchestrator
+from wftest.orchestration._registry import Activity, Orchestrator, Registrations
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import ActivityTask, Message, is_terminal
 from wftest.testing._mocks import Call, Mock
@@ -106,7 +106,7 @@ def _call_action(action: Action, tester: WorkflowTester) -> None:
         action()
 
 
-class WorkflowTester:
+class WorkflowTester(Registrations):
     """Run workflows instantly and deterministically, with mocks and replay checks.
 
     Args:
@@ -162,24 +162,6 @@ class WorkflowTester:
         self.last_result: RunResult | None = None
         #: called with each finished run's result (``--wftest-record`` writes history files here)
         self.on_run_finished: list[Callable[[RunResult], None]] = []
-
-    # -- registration -------------------------------------------------------------------------------
-
-    def add_orchestrator(self, fn: Orchestrator) -> str:
-        """Register an orchestrator under its ``__name__``."""
-        return self.registry.add_orchestrator(fn)
-
-    def add_named_orchestrator(self, name: str, fn: Orchestrator) -> str:
-        """Register an orchestrator under ``name``."""
-        return self.registry.add_named_orchestrator(name, fn)
-
-    def add_activity(self, fn: Activity) -> str:
-        """Register an activity under its ``__name__`` (bound methods work: state lives on the object)."""
-        return self.registry.add_activity(fn)
-
-    def add_named_activity(self, name: str, fn: Activity) -> str:
-        """Register an activity under ``name``."""
-        return self.registry.add_named_activity(name, fn)
 
     # -- mocks --------------------------------------------------------------------------------------
 
