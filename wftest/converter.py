@@ -45,7 +45,7 @@ class JsonConverter:
         if value is None:
             return None
         try:
-            return json.dumps(value, default=_encode_default)
+            return _ENCODER.encode(value)
         except (TypeError, ValueError) as err:
             raise TypeError(f"cannot encode payload of type {type(value).__qualname__} as JSON: {err}") from err
 
@@ -70,5 +70,9 @@ def _encode_default(value: Any) -> Any:
         return value.isoformat()
     raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
 
+
+# json.dumps(value, default=...) builds a new encoder on every call; one shared encoder (stateless,
+# so safe across threads) writes the same text as json.dumps with the same options.
+_ENCODER = json.JSONEncoder(default=_encode_default)
 
 DEFAULT_CONVERTER: Converter = JsonConverter()

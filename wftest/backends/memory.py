@@ -169,7 +169,8 @@ class MemoryBackend(Backend):
                 inst.history = list(update.new_history)
             else:
                 inst.history.extend(update.new_history)
-            record = update.record.copy()
+            # the update's record becomes the stored one (callers build a fresh one per step)
+            record = update.record
             record.history_length = len(inst.history)
             inst.record = record
             inst.abandon_count = 0

@@ -476,8 +476,11 @@ class Executor:
         ctx = self.ctx
         code = self._code
         try:
-            with self._guard() if self._guard is not None else contextlib.nullcontext():
+            if self._guard is None:  # the hot path: no context manager to enter
                 yielded = code.throw(error) if error is not None else code.send(value)
+            else:
+                with self._guard():
+                    yielded = code.throw(error) if error is not None else code.send(value)
         except StopIteration as stop:
             self._waiting_on = None
             self._complete_with(stop.value)
