@@ -18,6 +18,7 @@ from wftest._status import OrchestrationStatus as OrchestrationStatus
 from wftest.backends import Backend as Backend
 from wftest.backends import IdReusePolicy as IdReusePolicy
 from wftest.backends import MemoryBackend as MemoryBackend
+from wftest.backends.sqlite import SqliteBackend as SqliteBackend
 from wftest.converter import Converter as Converter
 from wftest.converter import JsonConverter as JsonConverter
 from wftest.engine import ActivityFails as ActivityFails
@@ -37,6 +38,7 @@ from wftest.engine import SystemClock as SystemClock
 from wftest.engine import TaskHubClient as TaskHubClient
 from wftest.engine import UndeliveredMessage as UndeliveredMessage
 from wftest.engine import VirtualClock as VirtualClock
+from wftest.errors import BackendError as BackendError
 from wftest.errors import ExpectationError as ExpectationError
 from wftest.errors import HistoryFileError as HistoryFileError
 from wftest.errors import InstanceAlreadyExistsError as InstanceAlreadyExistsError
@@ -89,6 +91,7 @@ __all__ = [
     "ActivityTester",
     "ActivityTimesOut",
     "Backend",
+    "BackendError",
     "Call",
     "CancellableTask",
     "Clock",
@@ -134,6 +137,7 @@ __all__ = [
     "RunLimitError",
     "RunResult",
     "Scheduler",
+    "SqliteBackend",
     "SystemClock",
     "Task",
     "TaskFailedError",

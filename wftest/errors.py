@@ -20,6 +20,7 @@ keep working)::
     ├── NotRegisteredError (LookupError)           an orchestrator or activity name is unknown
     ├── RunLimitError (RuntimeError)               the tester's max_steps was reached
     ├── HistoryFileError (ValueError)              a history file is malformed (file, event index, field)
+    ├── BackendError (RuntimeError)                the storage cannot be used (a foreign or damaged database)
     ├── UnexpectedCallError (AssertionError)       a mocked activity was called with inputs no mock accepts
     └── ExpectationError (AssertionError)          a declared mock was not called as expected
 
@@ -200,3 +201,8 @@ class OrchestrationTerminatedError(WftestError, RuntimeError):
     The parent's task fails with a ``TaskFailedError`` whose ``details.is_caused_by(OrchestrationTerminatedError)``
     is true (wftest's choice; durabletask-go lets the task succeed).
     """
+
+
+class BackendError(WftestError, RuntimeError):
+    """The backend's storage cannot be used: a file that is not a wftest database, a damaged one, or one
+    written by a newer wftest. Nothing was changed."""

@@ -128,7 +128,7 @@ class Worker:
         try:
             result: ExecutionResult = run(*args)
             return result
-        except (NonDeterminismError, OrchestrationStateError) as err:
+        except (NonDeterminismError, OrchestrationStateError, NotRegisteredError) as err:
             # The code cannot go on with this history: the instance fails, with the diff as its message.
             logger.error("%s", err)
             return _failure_result(err)

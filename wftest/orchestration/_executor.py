@@ -247,7 +247,10 @@ class Executor:
             ctx._parent_instance_id = started.parentInstance.orchestrationInstance.instanceId
         fn = self.registry.get_orchestrator(started.name)
         if fn is None:
-            ctx._fail(NotRegisteredError("orchestrator", started.name, self.registry.orchestrator_names))
+            error = NotRegisteredError("orchestrator", started.name, self.registry.orchestrator_names)
+            if ctx._is_replaying:
+                raise error  # the history ran this code once: a worker without it cannot go on
+            ctx._fail(error)
             return
         try:
             value = self.converter.deserialize(started.input.value if started.HasField("input") else None)

@@ -1,13 +1,16 @@
-"""MemoryBackend: queues, visibility times, locks with expiry, atomic commits, purge and query."""
+"""The Backend contract, run against every backend so they never drift: queues, visibility times, locks
+with expiry, atomic commits, purge and query."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from wftest import _events as ev
-from wftest.backends import IdReusePolicy, InstanceQuery, InstanceRecord, MemoryBackend, StepUpdate
+from wftest.backends import Backend, IdReusePolicy, InstanceQuery, InstanceRecord, MemoryBackend, StepUpdate
+from wftest.backends.sqlite import SqliteBackend
 from wftest.errors import InstanceAlreadyExistsError, InstanceNotCompletedError, InstanceNotFoundError, LockLostError
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import COMPLETED, PENDING, ActivityTask, Message
@@ -16,14 +19,23 @@ T0 = datetime(2024, 1, 1)
 LOCK = timedelta(seconds=30)
 
 
-def _create(backend: MemoryBackend, iid: str = "i1", *, visible_at: datetime | None = None,
+@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "memory":
+        return MemoryBackend()
+    if request.param == "sqlite-memory":
+        return SqliteBackend(":memory:")
+    return SqliteBackend(tmp_path / "wftest.db")
+
+
+def _create(backend: Backend, iid: str = "i1", *, visible_at: datetime | None = None,
             policy: IdReusePolicy = IdReusePolicy.ERROR, created: datetime = T0, name: str = "wf") -> bool:
     record = InstanceRecord(instance_id=iid, name=name, status=PENDING, created_at=created, last_updated_at=created)
     start = ev.execution_started(created, name, iid, None)
     return backend.create_instance(start, record, visible_at=visible_at, policy=policy, now=created)
 
 
-def _finish(backend: MemoryBackend, iid: str) -> None:
+def _finish(backend: Backend, iid: str) -> None:
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None and item.instance_id == iid
     record = item.record.copy()
@@ -31,8 +43,7 @@ def _finish(backend: MemoryBackend, iid: str) -> None:
     backend.complete_orchestration_work_item(item, StepUpdate(record=record, new_history=list(item.new_events)), T0)
 
 
-def test_new_instance_is_fetchable_with_its_start_event() -> None:
-    backend = MemoryBackend()
+def test_new_instance_is_fetchable_with_its_start_event(backend: Backend) -> None:
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None
@@ -40,15 +51,13 @@ def test_new_instance_is_fetchable_with_its_start_event() -> None:
     assert item.history_length == 0
 
 
-def test_locked_instance_is_not_fetched_twice() -> None:
-    backend = MemoryBackend()
+def test_locked_instance_is_not_fetched_twice(backend: Backend) -> None:
     _create(backend)
     assert backend.fetch_orchestration_work_item("a", T0, LOCK) is not None
     assert backend.fetch_orchestration_work_item("b", T0, LOCK) is None
 
 
-def test_expired_lock_is_taken_over_and_the_old_owner_cannot_commit() -> None:
-    backend = MemoryBackend()
+def test_expired_lock_is_taken_over_and_the_old_owner_cannot_commit(backend: Backend) -> None:
     _create(backend)
     first = backend.fetch_orchestration_work_item("a", T0, LOCK)
     assert first is not None
@@ -59,8 +68,7 @@ def test_expired_lock_is_taken_over_and_the_old_owner_cannot_commit() -> None:
     assert backend.get_history("i1") == []
 
 
-def test_commit_appends_history_and_enqueues_activities_and_timers_atomically() -> None:
-    backend = MemoryBackend()
+def test_commit_appends_history_and_enqueues_activities_and_timers_atomically(backend: Backend) -> None:
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None
@@ -82,8 +90,7 @@ def test_commit_appends_history_and_enqueues_activities_and_timers_atomically() 
     assert item is not None and item.new_events[0].HasField("timerFired")
 
 
-def test_delayed_start_is_invisible_until_its_time() -> None:
-    backend = MemoryBackend()
+def test_delayed_start_is_invisible_until_its_time(backend: Backend) -> None:
     later = T0 + timedelta(minutes=5)
     _create(backend, visible_at=later)
     assert backend.fetch_orchestration_work_item("w", T0, LOCK) is None
@@ -91,8 +98,7 @@ def test_delayed_start_is_invisible_until_its_time() -> None:
     assert backend.fetch_orchestration_work_item("w", later, LOCK) is not None
 
 
-def test_event_for_unstarted_instance_waits_for_the_start() -> None:
-    backend = MemoryBackend()
+def test_event_for_unstarted_instance_waits_for_the_start(backend: Backend) -> None:
     later = T0 + timedelta(minutes=5)
     _create(backend, visible_at=later)
     backend.add_event("i1", ev.event_raised(T0, "go", None))
@@ -102,8 +108,7 @@ def test_event_for_unstarted_instance_waits_for_the_start() -> None:
     assert [e.WhichOneof("eventType") for e in item.new_events] == ["eventRaised", "executionStarted"]
 
 
-def test_abandoned_orchestration_work_reappears_after_the_delay() -> None:
-    backend = MemoryBackend()
+def test_abandoned_orchestration_work_reappears_after_the_delay(backend: Backend) -> None:
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None
@@ -112,8 +117,7 @@ def test_abandoned_orchestration_work_reappears_after_the_delay() -> None:
     assert backend.fetch_orchestration_work_item("w", T0 + timedelta(seconds=10), LOCK) is not None
 
 
-def _with_one_activity() -> MemoryBackend:
-    backend = MemoryBackend()
+def _with_one_activity(backend: Backend) -> Backend:
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None
@@ -122,8 +126,8 @@ def _with_one_activity() -> MemoryBackend:
     return backend
 
 
-def test_abandoned_activity_work_is_visible_at_once() -> None:
-    backend = _with_one_activity()
+def test_abandoned_activity_work_is_visible_at_once(backend: Backend) -> None:
+    _with_one_activity(backend)
     activity = backend.fetch_activity_work_item("w", T0, LOCK)
     assert activity is not None
     backend.abandon_activity_work_item(activity, T0)
@@ -131,8 +135,8 @@ def test_abandoned_activity_work_is_visible_at_once() -> None:
     assert again is not None and again.task.task_id == 1
 
 
-def test_activity_completed_after_its_lock_expired_writes_nothing() -> None:
-    backend = _with_one_activity()
+def test_activity_completed_after_its_lock_expired_writes_nothing(backend: Backend) -> None:
+    _with_one_activity(backend)
     stale = backend.fetch_activity_work_item("a", T0, LOCK)
     assert stale is not None
     fresh = backend.fetch_activity_work_item("b", T0 + LOCK, LOCK)
@@ -142,21 +146,18 @@ def test_activity_completed_after_its_lock_expired_writes_nothing() -> None:
     assert backend.fetch_orchestration_work_item("w", T0 + LOCK, LOCK) is None
 
 
-def test_duplicate_instance_id_is_an_error_by_default() -> None:
-    backend = MemoryBackend()
+def test_duplicate_instance_id_is_an_error_by_default(backend: Backend) -> None:
     _create(backend)
     with pytest.raises(InstanceAlreadyExistsError, match="already exists"):
         _create(backend)
 
 
-def test_ignore_policy_keeps_the_existing_instance() -> None:
-    backend = MemoryBackend()
+def test_ignore_policy_keeps_the_existing_instance(backend: Backend) -> None:
     _create(backend)
     assert _create(backend, policy=IdReusePolicy.IGNORE) is False
 
 
-def test_message_to_unknown_instance_is_returned_as_undelivered() -> None:
-    backend = MemoryBackend()
+def test_message_to_unknown_instance_is_returned_as_undelivered(backend: Backend) -> None:
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)
     assert item is not None
@@ -167,13 +168,12 @@ def test_message_to_unknown_instance_is_returned_as_undelivered() -> None:
     assert undelivered == [lost]
 
 
-def test_add_event_to_unknown_instance_fails() -> None:
+def test_add_event_to_unknown_instance_fails(backend: Backend) -> None:
     with pytest.raises(InstanceNotFoundError, match="nobody"):
-        MemoryBackend().add_event("nobody", ev.event_raised(T0, "x", None))
+        backend.add_event("nobody", ev.event_raised(T0, "x", None))
 
 
-def test_purge_refuses_running_and_deletes_completed() -> None:
-    backend = MemoryBackend()
+def test_purge_refuses_running_and_deletes_completed(backend: Backend) -> None:
     _create(backend)
     with pytest.raises(InstanceNotCompletedError, match="not completed"):
         backend.purge_instance("i1")
@@ -184,8 +184,7 @@ def test_purge_refuses_running_and_deletes_completed() -> None:
         backend.purge_instance("i1")
 
 
-def test_query_filters_and_pages_in_creation_order() -> None:
-    backend = MemoryBackend()
+def test_query_filters_and_pages_in_creation_order(backend: Backend) -> None:
     for n in range(5):
         _create(backend, f"job-{n}", created=T0 + timedelta(minutes=n))
     _create(backend, "other", created=T0)
