@@ -6,6 +6,11 @@ Commands:
   replay --registry M:A F.. replay history files against today's code; exit 1 with the diff on failure
   convert SRC DEST          convert between .history.json, .history.pb and a durabletask-go database
   record M:ORCH --out DIR   run an orchestration on the in-memory engine (virtual clock) and save its history
+  run M:ORCH [--db FILE]    run an orchestration for real (worker threads) and print its timeline
+  worker --db FILE          run workers on a database until stopped (or until every instance is done)
+  ps --db FILE              list the instances in a database
+  show --db FILE ID...      print the timeline of instances in a database
+  raise-event | terminate | suspend | resume | purge --db FILE ID ...   manage instances in a database
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -22,10 +28,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("demo", help="run an example order workflow on the in-memory engine and print its timeline")
-    show = commands.add_parser("show", help="print the timeline of history files")
-    show.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                      help=".history.json, .history.pb, or a durabletask-go sqlite database")
-    show.add_argument("--instance", help="with a database: only this instance")
+    show = commands.add_parser("show", help="print the timeline of history files, or of instances in a database")
+    show.add_argument("files", nargs="+", metavar="FILE_OR_ID",
+                      help=".history.json, .history.pb, a durabletask-go database; with --db: instance ids")
+    show.add_argument("--instance", help="with a durabletask-go database: only this instance")
+    show.add_argument("--db", type=Path, help="a wftest sqlite database; the arguments are instance ids")
     replay = commands.add_parser("replay", help="replay history files against today's code")
     replay.add_argument("--registry", required=True, metavar="MODULE:ATTR", help="the wftest.Registry to replay with")
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="history files or folders of them")
@@ -44,7 +51,146 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--out", type=Path, default=Path("."), help="folder for the .history.json files")
     record.add_argument("--event", action="append", default=[], metavar="AFTER:NAME[:JSON]",
                         help="raise an event after a virtual delay in seconds, e.g. 3600:approval:true")
+    run = commands.add_parser("run", help="run an orchestration for real and print its timeline")
+    run.add_argument("orchestrator", metavar="MODULE:NAME", help="an orchestrator function (or a registered name)")
+    run.add_argument("--registry", metavar="MODULE:ATTR", help="the wftest.Registry to run with")
+    run.add_argument("--input", default=None, help="the input, as JSON")
+    run.add_argument("--instance-id", default=None)
+    run.add_argument("--db", type=Path, help="a sqlite database file (default: in memory)")
+    run.add_argument("--virtual-clock", action="store_true", help="run deterministically on a virtual clock")
+    run.add_argument("--timeout", type=float, default=None, help="seconds to wait for completion")
+    worker = commands.add_parser("worker", help="run workers on a database")
+    worker.add_argument("--db", type=Path, required=True)
+    worker.add_argument("--registry", metavar="MODULE:ATTR", required=True, help="the wftest.Registry to serve")
+    worker.add_argument("--threads", type=int, default=4, help="activity threads")
+    worker.add_argument("--until-done", action="store_true", help="exit once every instance has finished")
+    worker.add_argument("--lock-timeout", type=float, default=60.0,
+                        help="seconds before another worker may take over the work of one that died (default 60)")
+    ps = commands.add_parser("ps", help="list the instances in a database")
+    ps.add_argument("--db", type=Path, required=True)
+    ps.add_argument("--status", action="append", default=None, help="only instances with this status")
+    ps.add_argument("--limit", type=int, default=100)
+    for verb, text in (("raise-event", "raise an event"), ("terminate", "terminate an instance"),
+                       ("suspend", "suspend an instance"), ("resume", "resume an instance"),
+                       ("purge", "purge a completed instance")):
+        command = commands.add_parser(verb, help=text + " in a database")
+        command.add_argument("--db", type=Path, required=True)
+        command.add_argument("instance_id", metavar="ID")
+        if verb == "raise-event":
+            command.add_argument("name")
+            command.add_argument("--data", default=None, help="the payload, as JSON")
+        if verb == "terminate":
+            command.add_argument("--output", default=None, help="the output, as JSON")
+        if verb in ("terminate", "purge"):
+            command.add_argument("--no-recursive", action="store_true", help="leave sub-orchestrations alone")
     return parser
+
+
+def _open_db(path: Path) -> Any:
+    from wftest import Engine, SqliteBackend, SystemClock
+
+    if not path.exists():
+        raise ValueError(f"{path}: no such database")
+    return Engine(backend=SqliteBackend(path), clock=SystemClock())
+
+
+def _load_attr(spec: str) -> Any:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"expected MODULE:NAME, got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot load {spec!r}: {err}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    from datetime import timedelta
+
+    from wftest import Engine, SqliteBackend, SystemClock
+    from wftest.testing import render_timeline
+    from wftest.testing._replayer import load_registry
+
+    registry = load_registry(args.registry) if args.registry else None
+    target: Any = args.orchestrator
+    if registry is None or registry.get_orchestrator(args.orchestrator) is None:
+        target = _load_attr(args.orchestrator)
+    backend = SqliteBackend(args.db) if args.db else None
+    engine = Engine(backend=backend, registry=registry, clock=None if args.virtual_clock else SystemClock())
+    iid = engine.client.schedule_new_orchestration(
+        target, input=json.loads(args.input) if args.input is not None else None, instance_id=args.instance_id)
+    timeout = timedelta(seconds=args.timeout) if args.timeout is not None else None
+    if args.virtual_clock:
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=timeout)
+    else:
+        with engine.start():
+            state = engine.client.wait_for_orchestration_completion(iid, timeout=timeout)
+    print(render_timeline(engine.history(iid)))
+    print(f"\n{iid}: {state.runtime_status}  output: {state.serialized_output}")
+    return 0 if state.runtime_status == "COMPLETED" else 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import time as _time
+    from datetime import timedelta
+
+    from wftest import Engine, SqliteBackend, SystemClock
+    from wftest.runtime import is_terminal
+    from wftest.testing._replayer import load_registry
+
+    engine = Engine(backend=SqliteBackend(args.db), registry=load_registry(args.registry), clock=SystemClock(),
+                    lock_timeout=timedelta(seconds=args.lock_timeout))
+    with engine.start(activity_threads=args.threads):
+        try:
+            while True:
+                _time.sleep(0.1)
+                if args.until_done:
+                    states = engine.client.get_all_orchestration_states(fetch_payloads=False)
+                    if states and all(is_terminal(s.runtime_status.to_proto()) for s in states):
+                        return 0
+        except KeyboardInterrupt:
+            return 0
+
+
+def _ps(args: argparse.Namespace) -> int:
+    engine = _open_db(args.db)
+    page = engine.client.query_instances(runtime_status=args.status, page_size=args.limit, fetch_payloads=False)
+    rows = [("INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED")]
+    rows += [(s.instance_id, s.name, str(s.runtime_status), s.created_at.isoformat(timespec="seconds"),
+              s.last_updated_at.isoformat(timespec="seconds")) for s in page.states]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if page.continuation_token:
+        print(f"(more than {args.limit}; use --limit)")
+    return 0
+
+
+def _manage(args: argparse.Namespace) -> int:
+    import json
+
+    client = _open_db(args.db).client
+    if client.get_orchestration_state(args.instance_id) is None:
+        raise ValueError(f"no instance {args.instance_id!r} in {args.db}")
+    if args.command == "raise-event":
+        data = json.loads(args.data) if args.data is not None else None
+        client.raise_orchestration_event(args.instance_id, args.name, data=data)
+    elif args.command == "terminate":
+        output = json.loads(args.output) if args.output is not None else None
+        client.terminate_orchestration(args.instance_id, output=output, recursive=not args.no_recursive)
+    elif args.command == "suspend":
+        client.suspend_orchestration(args.instance_id)
+    elif args.command == "resume":
+        client.resume_orchestration(args.instance_id)
+    else:
+        deleted = client.purge_orchestration(args.instance_id, recursive=not args.no_recursive)
+        print(f"purged {deleted.deleted_instance_count} instance(s)")
+        return 0
+    print(f"{args.command}: queued for {args.instance_id!r} (a worker on {args.db} applies it)")
+    return 0
 
 
 def _histories(path: Path, instance: str | None) -> list[object]:
@@ -58,7 +204,17 @@ def _histories(path: Path, instance: str | None) -> list[object]:
 def _show(args: argparse.Namespace) -> int:
     from wftest.testing import render_timeline
 
-    for path in args.files:
+    if args.db is not None:
+        engine = _open_db(args.db)
+        for instance_id in args.files:
+            state = engine.client.get_orchestration_state(instance_id)
+            if state is None:
+                raise ValueError(f"no instance {instance_id!r} in {args.db}")
+            print(f"{instance_id} ({state.name}): {state.runtime_status}\n")
+            print(render_timeline(engine.history(instance_id)))
+            print()
+        return 0
+    for path in map(Path, args.files):
         for item in _histories(path, args.instance):
             print(f"{path} :: {item.instance_id} ({item.orchestrator})\n")  # type: ignore[attr-defined]
             print(render_timeline(item.events))  # type: ignore[attr-defined]
@@ -95,7 +251,6 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    import importlib
     import json
     from datetime import timedelta
 
@@ -105,10 +260,7 @@ def _record(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry) if args.registry else None
     target: object = args.orchestrator
     if registry is None or registry.get_orchestrator(args.orchestrator) is None:
-        module_name, _, attr = args.orchestrator.partition(":")
-        if not attr:
-            raise ValueError(f"expected MODULE:NAME for the orchestrator, got {args.orchestrator!r}")
-        target = getattr(importlib.import_module(module_name), attr)
+        target = _load_attr(args.orchestrator)
     engine = Engine(registry=registry)
     name = engine.registry.orchestrator_name(target)  # type: ignore[arg-type]
     iid = engine.client.schedule_new_orchestration(
@@ -150,7 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = run_demo()
         print(f"wall time: {(time.perf_counter() - started) * 1000:.1f} ms")
         return code
-    handlers = {"show": _show, "replay": _replay, "convert": _convert, "record": _record}
+    handlers = {"show": _show, "replay": _replay, "convert": _convert, "record": _record, "run": _run,
+                "worker": _worker, "ps": _ps, "raise-event": _manage, "terminate": _manage, "suspend": _manage,
+                "resume": _manage, "purge": _manage}
     if args.command in handlers:
         from wftest.errors import WftestError
 
