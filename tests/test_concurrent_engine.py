@@ -43,3 +43,10 @@ def test_wait_with_real_clock_times_out() -> None:
 def test_threads_refuse_a_virtual_clock() -> None:
     with pytest.raises(RuntimeError, match="real clock"):
         Engine().start()
+
+
+def test_waiting_without_workers_on_a_real_clock_fails_at_once() -> None:
+    engine = Engine(clock=SystemClock())
+    iid = engine.client.schedule_new_orchestration(fan_out, input=1)
+    with pytest.raises(RuntimeError, match=r"workers are not started; call engine\.start\(\)"):
+        engine.client.wait_for_orchestration_completion(iid)

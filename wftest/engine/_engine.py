@@ -294,6 +294,12 @@ class Engine(Registrations):
                 describe=lambda: f"instance {instance_id!r} waits for {what}: {self.describe_waiting(instance_id)}",
             )
             return current()
+        if not self._threads and isinstance(backend, MemoryBackend) and not done(current()):
+            # nobody else can serve an in-memory backend: waiting would hang forever
+            raise RuntimeError(
+                f"cannot wait for {what} of {instance_id!r}: this engine runs on a real clock and its workers are "
+                "not started; call engine.start() first (or use the default virtual clock)"
+            )
         deadline = time.monotonic() + timeout.total_seconds() if timeout is not None else None
         while True:
             record = current()
