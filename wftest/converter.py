@@ -45,6 +45,8 @@ class JsonConverter:
         if value is None:
             return None
         try:
+            if type(value) is int:
+                return int.__repr__(value)  # what json.dumps writes, without the encoder's set-up
             return _ENCODER.encode(value)
         except (TypeError, ValueError) as err:
             raise TypeError(f"cannot encode payload of type {type(value).__qualname__} as JSON: {err}") from err
@@ -53,7 +55,12 @@ class JsonConverter:
         """Decode JSON text; ``None`` and ``""`` give ``None``."""
         if not data:
             return None
-        return json.loads(data)
+        try:
+            # raw_decode skips json.loads' two whitespace scans; anything unusual takes the full path
+            value, end = _DECODER.raw_decode(data)
+        except (ValueError, TypeError):  # TypeError: bytes, which json.loads also accepts
+            return json.loads(data)
+        return value if end == len(data) else json.loads(data)
 
 
 def _encode_default(value: Any) -> Any:
@@ -74,5 +81,6 @@ def _encode_default(value: Any) -> Any:
 # json.dumps(value, default=...) builds a new encoder on every call; one shared encoder (stateless,
 # so safe across threads) writes the same text as json.dumps with the same options.
 _ENCODER = json.JSONEncoder(default=_encode_default)
+_DECODER = json.JSONDecoder()
 
 DEFAULT_CONVERTER: Converter = JsonConverter()

@@ -42,6 +42,27 @@ _FAILED = pb.ORCHESTRATION_STATUS_FAILED
 _CONTINUED_AS_NEW = pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
 
 
+class PlannedActivity:
+    """A ``call_activity`` asked for during replay, kept as plain values; :meth:`build` makes the action."""
+
+    __slots__ = ("encoded_input", "id", "name")
+
+    def __init__(self, action_id: int, name: str, encoded_input: str | None) -> None:
+        self.id = action_id
+        self.name = name
+        self.encoded_input = encoded_input
+
+    def build(self) -> pb.OrchestratorAction:
+        return ev.schedule_task_action(self.id, self.name, self.encoded_input)
+
+
+def built(action: pb.OrchestratorAction | PlannedActivity) -> pb.OrchestratorAction:
+    """The protobuf action of a pending action."""
+    if isinstance(action, PlannedActivity):
+        return action.build()
+    return action
+
+
 class OrchestrationContext:
     """The orchestrator's view of its instance: schedule work, wait for events, read durable time.
 
@@ -73,10 +94,11 @@ class OrchestrationContext:
         self._side_effect_count = 0
         self._recorded_side_effects: deque[str] = deque()
         self._recorded_patches: set[str] = set()
+        self._markers_loaded = False  # the two above are read from history on first use
         self._patch_decisions: dict[str, bool] = {}
         self._new_generic_events: list[str] = []
         # actions asked for by the code and not yet confirmed by history (replay) or handed out (step)
-        self._pending_actions: dict[int, pb.OrchestratorAction] = {}
+        self._pending_actions: dict[int, pb.OrchestratorAction | PlannedActivity] = {}
         # tasks waiting for a history event, by sequence number
         self._pending_tasks: dict[int, Task[Any]] = {}
         # external events: waiters and early arrivals, by case-folded name (FIFO each)
@@ -134,12 +156,20 @@ class OrchestrationContext:
         ``activity`` is the function (registered under its name on first use) or a registered name.
         A failure raises ``TaskFailedError`` at the ``yield``, after ``retry_policy`` gave up.
         """
-        name = self._executor.registry.activity_name(activity)
-        action_id = self._next_id()
-        action = ev.schedule_task_action(
-            action_id, name, self._executor.converter.serialize(input), dict(tags) if tags else None
-        )
-        return self._schedule(action, retry_policy, is_sub=False)
+        executor = self._executor
+        name = executor.registry.activity_name(activity)
+        self._sequence += 1
+        action_id = self._sequence
+        encoded = executor.converter.serialize(input)
+        if retry_policy is not None or tags or not self._is_replaying:
+            action = ev.schedule_task_action(action_id, name, encoded, dict(tags) if tags else None)
+            return self._schedule(action, retry_policy, is_sub=False)
+        # replaying: history almost always confirms the call, so the protobuf action is built only if
+        # something reads it (the hot path of a replay)
+        task: CompletableTask[Any] = CompletableTask()
+        executor.record_action(PlannedActivity(action_id, name, encoded))
+        self._pending_tasks[action_id] = task
+        return task
 
     def call_sub_orchestrator(
         self,
@@ -259,6 +289,8 @@ class OrchestrationContext:
         """
         index = self._side_effect_count
         self._side_effect_count += 1
+        if not self._markers_loaded:
+            self._executor.load_markers()
         if self._recorded_side_effects:
             recorded = json.loads(self._recorded_side_effects.popleft())
             return self._executor.converter.deserialize(recorded["value"])  # type: ignore[no-any-return]
@@ -291,6 +323,8 @@ class OrchestrationContext:
         decided = self._patch_decisions.get(name)
         if decided is not None:
             return decided
+        if not self._markers_loaded:
+            self._executor.load_markers()
         if name in self._recorded_patches:
             decided = True
         elif self._is_replaying:
@@ -306,6 +340,8 @@ class OrchestrationContext:
 
         Histories written with or without the marker both replay.
         """
+        if not self._markers_loaded:
+            self._executor.load_markers()
         if name in self._patch_decisions or name in self._recorded_patches:
             return
         self._patch_decisions[name] = True

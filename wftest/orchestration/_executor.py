@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from wftest import _events as ev
@@ -32,9 +33,16 @@ from wftest.errors import (
     OrchestrationStateError,
     TaskFailedError,
 )
-from wftest.orchestration._context import PATCH_MARKER, SIDE_EFFECT_MARKER, OrchestrationContext, timeout_error
+from wftest.orchestration._context import (
+    PATCH_MARKER,
+    SIDE_EFFECT_MARKER,
+    OrchestrationContext,
+    PlannedActivity,
+    built,
+    timeout_error,
+)
 from wftest.orchestration._registry import Registry
-from wftest.orchestration._task import CancellableTask, RetryableTask, Task, TimerTask
+from wftest.orchestration._task import _PENDING, CancellableTask, RetryableTask, Task, TimerTask
 from wftest.protos import orchestrator_service_pb2 as pb
 
 #: durabletask-python splits timers longer than this into chunks; so do we, so histories match.
@@ -124,7 +132,8 @@ class Executor:
         self._timer_of_waiter: dict[int, TimerTask] = {}
         # replay bookkeeping, for error messages
         self._history: Sequence[pb.HistoryEvent] = ()
-        self._code_log: list[pb.OrchestratorAction] = []
+        self._replay_length = 0
+        self._code_log: list[pb.OrchestratorAction | PlannedActivity] = []
         self._history_log: list[int] = []
         self._events_seen = 0
         self._completion_done = False  # the completion was confirmed by history or handed out
@@ -146,19 +155,9 @@ class Executor:
         self._reset()
         ctx = self.ctx
         self._history = old_events
-        for event in old_events:
-            if event.HasField("genericEvent"):
-                data = event.genericEvent.data.value
-                if SIDE_EFFECT_MARKER in data:
-                    ctx._recorded_side_effects.append(data)
-                elif PATCH_MARKER in data:
-                    try:
-                        ctx._recorded_patches.add(json.loads(data)[PATCH_MARKER])
-                    except (ValueError, KeyError, TypeError):
-                        pass  # some other tool's GenericEvent that merely mentions the marker
+        self._replay_length = len(old_events)
         ctx._is_replaying = True
-        for index, event in enumerate(old_events):
-            self._process(event, index)
+        self._process_all(old_events, 0)
         self._events_seen = len(old_events)
         self._check_replay_finished()
         self._warm = True
@@ -171,10 +170,30 @@ class Executor:
         ctx = self.ctx
         ctx._is_replaying = False
         base = self._events_seen
-        for offset, event in enumerate(new_events):
-            self._process(event, base + offset)
+        self._process_all(new_events, base)
         self._events_seen = base + len(new_events)
         return self._take_result()
+
+    def load_markers(self) -> None:
+        """Collect the side-effect results and patch markers recorded in the replayed history.
+
+        Called by the context the first time the code asks for one (``side_effect``, ``is_patched``), so
+        replaying the history of code that uses neither does not scan it.
+        """
+        ctx = self.ctx
+        if ctx._markers_loaded:
+            return
+        ctx._markers_loaded = True
+        for event in itertools.islice(self._history, self._replay_length):
+            if event.HasField("genericEvent"):
+                data = event.genericEvent.data.value
+                if SIDE_EFFECT_MARKER in data:
+                    ctx._recorded_side_effects.append(data)
+                elif PATCH_MARKER in data:
+                    try:
+                        ctx._recorded_patches.add(json.loads(data)[PATCH_MARKER])
+                    except (ValueError, KeyError, TypeError):
+                        pass  # some other tool's GenericEvent that merely mentions the marker
 
     def link_timeout(self, waiter: CancellableTask[Any], timer: TimerTask, name: str, timeout: timedelta) -> None:
         """Make ``timer`` fail ``waiter`` with a timeout error if it fires first (and vice versa)."""
@@ -183,10 +202,11 @@ class Executor:
                 self._timeout_of_timer[action_id] = (waiter, name, timeout)
         self._timer_of_waiter[id(waiter)] = timer
 
-    def record_action(self, action: pb.OrchestratorAction) -> None:
+    def record_action(self, action: pb.OrchestratorAction | PlannedActivity) -> None:
         """Called by the context for every action the code asks for."""
-        self.ctx._pending_actions[action.id] = action
-        if self.ctx._is_replaying:
+        ctx = self.ctx
+        ctx._pending_actions[action.id] = action
+        if ctx._is_replaying:
             self._code_log.append(action)
 
     # -- result -------------------------------------------------------------------------------------
@@ -194,7 +214,7 @@ class Executor:
     def _take_result(self) -> ExecutionResult:
         ctx = self.ctx
         # in the order the code asked for them (a retried call keeps its old id), as durabletask does
-        actions = list(ctx._pending_actions.values())
+        actions = [built(action) for action in ctx._pending_actions.values()]
         ctx._pending_actions.clear()
         if not self._completion_done:
             completion = ctx._completion_actions()
@@ -211,6 +231,16 @@ class Executor:
 
     # -- event processing ---------------------------------------------------------------------------
 
+    def _process_all(self, events: Sequence[pb.HistoryEvent], base: int) -> None:
+        # the hot loop of replay: ``_process`` inlined for the common case (not suspended, known kind)
+        handlers = _HANDLERS
+        for index, event in enumerate(events, base):
+            handler = handlers.get(event.WhichOneof("eventType"))
+            if handler is None or self._suspended:
+                self._process(event, index)
+            else:
+                handler(self, event, index)
+
     def _process(self, event: pb.HistoryEvent, index: int) -> None:
         kind = event.WhichOneof("eventType")
         if self._suspended and kind != "executionResumed" and kind != "executionTerminated":
@@ -225,7 +255,7 @@ class Executor:
         handler(self, event, index)
 
     def _on_orchestrator_started(self, event: pb.HistoryEvent, index: int) -> None:
-        self.ctx._now = event.timestamp.ToDatetime()
+        self.ctx._now = _to_datetime(event.timestamp)
 
     def _on_ignored(self, event: pb.HistoryEvent, index: int) -> None:
         pass
@@ -317,16 +347,30 @@ class Executor:
     # scheduling events: confirm the action the code asked for (replay only)
 
     def _on_task_scheduled(self, event: pb.HistoryEvent, index: int) -> None:
+        ctx = self.ctx
+        if not ctx._is_replaying:
+            return
+        event_id = event.eventId
+        planned = ctx._pending_actions.get(event_id)
+        if type(planned) is PlannedActivity:
+            scheduled = event.taskScheduled
+            if planned.name == scheduled.name and (planned.encoded_input or "") == scheduled.input.value:
+                # fast path (no protobuf action was built): same activity, same input text ("" if none)
+                self._history_log.append(index)
+                del ctx._pending_actions[event_id]
+                return
         action = self._confirm(event, index, "scheduleTask")
         if action is None:
             return
-        if action.scheduleTask.name != event.taskScheduled.name:
+        scheduled, asked = event.taskScheduled, action.scheduleTask
+        if asked.name != scheduled.name:
             raise self._mismatch(index, event, ev.describe_action(action), "a different activity")
-        self._compare_payload(
-            index, event, "input",
-            event.taskScheduled.input.value if event.taskScheduled.HasField("input") else None,
-            action.scheduleTask.input.value if action.scheduleTask.HasField("input") else None,
-        )
+        if asked.input.value != scheduled.input.value:  # an absent input reads as ""
+            self._compare_payload(
+                index, event, "input",
+                scheduled.input.value if scheduled.HasField("input") else None,
+                asked.input.value if asked.HasField("input") else None,
+            )
 
     def _on_timer_created(self, event: pb.HistoryEvent, index: int) -> None:
         action = self._confirm(event, index, "createTimer")
@@ -363,7 +407,8 @@ class Executor:
         if not ctx._is_replaying:
             return None
         self._history_log.append(index)
-        action = ctx._pending_actions.pop(event.eventId, None)
+        pending = ctx._pending_actions.pop(event.eventId, None)
+        action = built(pending) if pending is not None else None
         if action is None or action.WhichOneof("orchestratorActionType") != kind:
             actual = ev.describe_action(action) if action is not None else self._waiting_description()
             raise self._mismatch(index, event, actual, "the code asked for something else at this point")
@@ -373,7 +418,11 @@ class Executor:
 
     def _on_task_completed(self, event: pb.HistoryEvent, index: int) -> None:
         body = event.taskCompleted
-        self._succeed(body.taskScheduledId, body.result.value if body.HasField("result") else None)
+        task = self.ctx._pending_tasks.pop(body.taskScheduledId, None)
+        if task is None or isinstance(task, TimerTask):
+            return  # a result for a task nobody waits for (e.g. after a retry gave up); durabletask ignores it
+        task._complete(self.converter.deserialize(body.result.value or None))  # an absent result reads as ""
+        self._resume()
 
     def _on_sub_orchestration_completed(self, event: pb.HistoryEvent, index: int) -> None:
         body = event.subOrchestrationInstanceCompleted
@@ -468,12 +517,14 @@ class Executor:
         ctx = self.ctx
         while not ctx._complete:
             task = self._waiting_on
-            if task is None or not task.is_complete:
+            if task is None:
                 return
             if task._exception is not None:
                 self._advance(None, task._exception)
-            else:
+            elif task._result is not _PENDING:
                 self._advance(task._result, None)
+            else:
+                return  # still waiting
 
     def _advance(self, value: Any, error: BaseException | None) -> None:
         ctx = self.ctx
@@ -528,7 +579,7 @@ class Executor:
         ctx = self.ctx
         if not self._history:
             return
-        leftover = [ev.describe_action(ctx._pending_actions[k]) for k in sorted(ctx._pending_actions)]
+        leftover = [ev.describe_action(built(ctx._pending_actions[k])) for k in sorted(ctx._pending_actions)]
         if ctx._completion is not None and not self._completion_done:
             leftover.append(ev.describe_action(ctx._completion))
         if ctx._continue_as_new is not None:
@@ -593,7 +644,7 @@ class Executor:
         left = [f"[{i}] {ev.describe_event(self._history[i])}" for i in self._history_log]
         if index is not None and (not self._history_log or self._history_log[-1] != index):
             left.append(f"[{index}] {expected}")
-        right = [ev.describe_action(a) for a in self._code_log]
+        right = [ev.describe_action(built(a)) for a in self._code_log]
         width = max([len(x) for x in left] + [20])
         rows = max(len(left), len(right))
         for row in range(max(0, rows - 12), rows):
@@ -606,6 +657,23 @@ class Executor:
             "Guard new behaviour with ctx.is_patched() or start new instances."
         )
         return "\n".join(lines)
+
+
+_EPOCH = datetime(1970, 1, 1)
+_last_time: tuple[int, int, datetime] = (0, 0, _EPOCH)
+
+
+def _to_datetime(ts: Any) -> datetime:
+    """``ts.ToDatetime()`` (naive UTC), cheaper: the steps of a run often share a timestamp, so the last
+    conversion is kept (a tuple swap is atomic across threads)."""
+    global _last_time
+    seconds, nanos = ts.seconds, ts.nanos
+    last = _last_time
+    if last[0] == seconds and last[1] == nanos:
+        return last[2]
+    when = _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+    _last_time = (seconds, nanos, when)
+    return when
 
 
 def _same_json(a: str | None, b: str | None) -> bool:

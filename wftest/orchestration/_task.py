@@ -72,7 +72,8 @@ class Task(Generic[T]):
 
     def _complete(self, result: Any) -> None:
         self._result = result
-        self._notify()
+        if self._parents:
+            self._notify()
 
     def _fail(self, error: TaskFailedError) -> None:
         self._exception = error
