@@ -473,6 +473,9 @@ class Executor:
             if limit is not None and fired_at + limit < next_at:
                 next_at = fired_at + limit
             ctx._arm_timer(timer, next_at)
+            timeout = self._timeout_of_timer.pop(body.timerId, None)
+            if timeout is not None:  # a long event timeout: the next chunk (the newest id) carries it
+                self._timeout_of_timer[ctx._sequence] = timeout
             return
         retry = timer._retry_of
         if retry is not None:
@@ -619,6 +622,8 @@ class Executor:
             return ev.describe_action(ctx._completion)
         if ctx._complete:
             return "the orchestration has finished"
+        if ctx._pending_actions:  # the code asked for something the history never recorded
+            return ev.describe_action(built(ctx._pending_actions[min(ctx._pending_actions)]))
         return "nothing: the code is still waiting"
 
     def _mismatch(self, index: int, event: pb.HistoryEvent, actual: str, why: str) -> NonDeterminismError:
