@@ -5,7 +5,9 @@
 Each example is one hypothesis-drawn schedule (the order of 10 activity results and of the steps, plus
 up to two injected faults) and one full tester run with its replay check. Printed: schedules per second
 with the tester's defaults and with freezing activity time off (activities here do not read the clock),
-and, as the baseline measured in the same run, plain tester runs without hypothesis.
+and, as baselines measured in the same run, plain tester runs without hypothesis, and hypothesis alone
+drawing as many decisions per example as the fuzzed runs did, with no run at all: the ceiling that
+hypothesis's own per-example and per-draw costs put on any fuzzed run.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from collections.abc import Generator
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wftest import CrashAfterActivity, OrchestrationContext, Task, WorkflowTester, when_all
-from wftest.strategies import Schedule, schedules
+from wftest.strategies import Schedule, _index_drawer, schedules
+
+SETTINGS = dict(database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
 def square(ctx: Any, n: int) -> int:
@@ -30,14 +35,33 @@ def fan_out(ctx: OrchestrationContext, _: Any) -> Generator[Task[Any], Any, int]
     return sum(values)
 
 
-def fuzz(examples: int, **tester_options: Any) -> float:
-    """Schedules per second over ``examples`` hypothesis examples."""
+def fuzz(examples: int, **tester_options: Any) -> tuple[float, float]:
+    """Schedules per second over ``examples`` hypothesis examples, and the mean decisions per example."""
+    decisions: list[int] = []
 
-    @settings(max_examples=examples, database=None, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, **SETTINGS)  # type: ignore[arg-type]
     @given(schedule=schedules(faults=[CrashAfterActivity()]))
     def run(schedule: Schedule) -> None:
         assert WorkflowTester(**tester_options).run(fan_out, schedule=schedule).output == 285
+        decisions.append(len(schedule.decisions))
+
+    started = time.perf_counter()
+    run()
+    return examples / (time.perf_counter() - started), sum(decisions) / len(decisions)
+
+
+def hypothesis_alone(examples: int, draws: int) -> float:
+    """Examples per second of a test that only draws ``draws`` decisions (no tester run), as schedules draw them."""
+
+    @st.composite
+    def decisions(draw: Any) -> list[int]:
+        index = _index_drawer(draw)
+        return [index(10) for _ in range(draws)]
+
+    @settings(max_examples=examples, **SETTINGS)  # type: ignore[arg-type]
+    @given(decisions())
+    def run(values: list[int]) -> None:
+        assert len(values) == draws
 
     started = time.perf_counter()
     run()
@@ -55,15 +79,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1000)
     args = parser.parse_args()
+    n = args.examples
+    fuzzed, draws = fuzz(n)
+    fuzzed_unfrozen, _ = fuzz(n, freeze_activity_time=False)
     rows = [
-        ("plain runs, defaults (baseline)", plain(args.examples)),
-        ("fuzzed, defaults", fuzz(args.examples)),
-        ("plain runs, no time freezing", plain(args.examples, freeze_activity_time=False)),
-        ("fuzzed, no time freezing", fuzz(args.examples, freeze_activity_time=False)),
+        ("plain runs, defaults (baseline)", plain(n)),
+        ("fuzzed, defaults", fuzzed),
+        ("plain runs, no time freezing", plain(n, freeze_activity_time=False)),
+        ("fuzzed, no time freezing", fuzzed_unfrozen),
+        (f"hypothesis alone, {round(draws)} draws/example", hypothesis_alone(n, round(draws))),
     ]
     for name, rate in rows:
-        print(f"{name:<34} {rate:8.0f} runs/s")
-    print("(goal: >= 1000 fuzzed schedules/s)")
+        print(f"{name:<38} {rate:8.0f} runs/s")
+    print("(goal: >= 1000 fuzzed schedules/s; hypothesis alone is the ceiling)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class HistoryFile(pytest.File):
     """One history file; it holds one instance's history, collected as one item."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        """One item named by the history's instance id (or a failing item if the file does not load)."""
         try:
             loaded = history_files.load(self.path)
         except HistoryFileError as err:
@@ -45,6 +46,7 @@ class HistoryItem(pytest.Item):
         self.history = history
 
     def runtest(self) -> None:
+        """Replay the history with the configured registry; raise ``ReplayFailed`` on a difference."""
         from pytest_plugin.plugin import _registry
 
         registry = _registry(self.config)
@@ -57,11 +59,13 @@ class HistoryItem(pytest.Item):
             raise ReplayFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """The replay diff and timeline, without a traceback."""
         if isinstance(excinfo.value, ReplayFailed):
             return f"replay of {self.path.name} failed:\n{excinfo.value.result.report()}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
+        """``replay <file>::<instance id>``."""
         return self.path, None, f"replay {self.path.name}::{self.name}"
 
 
@@ -73,10 +77,13 @@ class BadHistoryItem(pytest.Item):
         self.error = error
 
     def runtest(self) -> None:
+        """Fail with the load error."""
         raise self.error
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """``cannot load history file: <file, event index, field>``."""
         return f"cannot load history file: {self.error}"
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
+        """``load <file>``."""
         return self.path, None, f"load {self.path.name}"

@@ -155,6 +155,16 @@ def test_schema_declares_the_wftest_package_and_no_service() -> None:
     assert (pb.DESCRIPTOR.package, dict(pb.DESCRIPTOR.services_by_name)) == ("wftest.protos", {})
 
 
+def test_every_sidecar_method_has_its_request_and_response_messages() -> None:
+    # The service is not declared (wftest.sidecar registers its handlers by path), but the messages of every
+    # method are, with the same names; test_schema_matches_durabletask_descriptor checks their structure.
+    service = dt.DESCRIPTOR.services_by_name["TaskHubSidecarService"]
+    used = {m.name for method in service.methods for m in (method.input_type, method.output_type)
+            if m.file is dt.DESCRIPTOR}
+    assert len(service.methods) == 29 and "GetWorkItemsRequest" in used
+    assert sorted(used - set(pb.DESCRIPTOR.message_types_by_name)) == []
+
+
 # ---------------------------------------------------------------------------------------------------
 # Both schemas in one process
 # ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Public names are re-exported here; everything else is internal.
 """
 
 from wftest import history as history
+from wftest import interop as interop  # durabletask/Dapr interop; its import hook lets both SDKs share a process
 from wftest._failure import FailureDetails as FailureDetails
 from wftest._status import OrchestrationStatus as OrchestrationStatus
 from wftest.backends import Backend as Backend

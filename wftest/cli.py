@@ -11,6 +11,9 @@ Commands:
   ps --db FILE              list the instances in a database
   show --db FILE ID...      print the timeline of instances in a database
   raise-event | terminate | suspend | resume | purge --db FILE ID ...   manage instances in a database
+  lint PATH...              report non-deterministic code in orchestrators; exit 1 on findings
+  serve [--port N] [--db FILE | --memory] [--virtual-clock]   serve durabletask's gRPC sidecar API (SDKs connect)
+  ui --db FILE [--port N]   serve the read-only diagnostics page (instances, timelines) over a database
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ def _build_parser() -> argparse.ArgumentParser:
                       help=".history.json, .history.pb, a durabletask-go database; with --db: instance ids")
     show.add_argument("--instance", help="with a durabletask-go database: only this instance")
     show.add_argument("--db", type=Path, help="a wftest sqlite database; the arguments are instance ids")
+    show.add_argument("--html", type=Path, metavar="OUT.html",
+                      help="write the timeline picture (one self-contained HTML page) instead of printing")
+    show.add_argument("--time", choices=("virtual", "real", "steps"), default="virtual",
+                      help="with --html: the chart's axis (default: virtual)")
     replay = commands.add_parser("replay", help="replay history files against today's code")
     replay.add_argument("--registry", required=True, metavar="MODULE:ATTR", help="the wftest.Registry to replay with")
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="history files or folders of them")
@@ -66,6 +73,19 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--until-done", action="store_true", help="exit once every instance has finished")
     worker.add_argument("--lock-timeout", type=float, default=60.0,
                         help="seconds before another worker may take over the work of one that died (default 60)")
+    serve = commands.add_parser("serve", help="serve durabletask's gRPC sidecar API (TaskHubSidecarService): "
+                                "durabletask SDK clients and workers connect to it")
+    serve.add_argument("--port", type=int, default=4001, help="the port (default 4001; 0 picks a free one)")
+    serve.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default 127.0.0.1)")
+    storage = serve.add_mutually_exclusive_group()
+    storage.add_argument("--db", type=Path, help="keep state in this sqlite file (created if missing)")
+    storage.add_argument("--memory", action="store_true", help="keep state in memory (the default)")
+    serve.add_argument("--virtual-clock", action="store_true",
+                       help="timers fire at once when nothing else can run (virtual time starts now)")
+    serve.add_argument("--autojump-threshold", type=float, default=0.1, metavar="SECONDS",
+                       help="virtual clock: real seconds of idleness before the clock jumps (default 0.1)")
+    serve.add_argument("--lock-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="seconds a worker may hold a work item before it is delivered again (default 300)")
     ps = commands.add_parser("ps", help="list the instances in a database")
     ps.add_argument("--db", type=Path, required=True)
     ps.add_argument("--status", action="append", default=None, help="only instances with this status")
@@ -83,6 +103,14 @@ def _build_parser() -> argparse.ArgumentParser:
             command.add_argument("--output", default=None, help="the output, as JSON")
         if verb in ("terminate", "purge"):
             command.add_argument("--no-recursive", action="store_true", help="leave sub-orchestrations alone")
+    lint = commands.add_parser("lint", help="report non-deterministic code in orchestrators (exit 1 on findings)")
+    lint.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".py files or folders (searched recursively)")
+    lint.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    lint.add_argument("--ignore", default="", metavar="CODES", help="rule codes to skip, comma-separated: WF107,WF110")
+    ui = commands.add_parser("ui", help="serve the read-only diagnostics page over a database (instances, timelines)")
+    ui.add_argument("--db", type=Path, required=True, help="a wftest sqlite database (opened read-only)")
+    ui.add_argument("--port", type=int, default=4002, help="the port (default 4002; 0 picks a free one)")
+    ui.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default 127.0.0.1)")
     return parser
 
 
@@ -204,6 +232,8 @@ def _histories(path: Path, instance: str | None) -> list[object]:
 def _show(args: argparse.Namespace) -> int:
     from wftest.testing import render_timeline
 
+    if args.html is not None:
+        return _show_html(args)
     if args.db is not None:
         engine = _open_db(args.db)
         for instance_id in args.files:
@@ -219,6 +249,24 @@ def _show(args: argparse.Namespace) -> int:
             print(f"{path} :: {item.instance_id} ({item.orchestrator})\n")  # type: ignore[attr-defined]
             print(render_timeline(item.events))  # type: ignore[attr-defined]
             print()
+    return 0
+
+
+def _show_html(args: argparse.Namespace) -> int:
+    from wftest.report import html_timelines
+
+    histories: list[Any] = []
+    if args.db is not None:
+        engine = _open_db(args.db)
+        for instance_id in args.files:
+            if engine.client.get_orchestration_state(instance_id) is None:
+                raise ValueError(f"no instance {instance_id!r} in {args.db}")
+            histories.append(engine.history(instance_id))
+    else:
+        histories = [item.events for path in map(Path, args.files) for item in _histories(path, args.instance)]  # type: ignore[attr-defined]
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(html_timelines(histories, time=args.time), encoding="utf-8")
+    print(f"wrote {args.html}")
     return 0
 
 
@@ -286,6 +334,79 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lint(args: argparse.Namespace) -> int:
+    from wftest._lint import run_command
+
+    return run_command(args.paths, output=args.format, ignore=args.ignore)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from datetime import timedelta
+
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        raise ValueError("the sidecar needs grpcio: pip install 'wftest[grpc]'") from None
+    from wftest import SqliteBackend
+    from wftest.sidecar import SidecarServer
+
+    backend = SqliteBackend(args.db) if args.db else None
+    server = SidecarServer(
+        backend=backend, virtual_clock=args.virtual_clock, host=args.host,
+        port=args.port, autojump_threshold=args.autojump_threshold,
+        lock_timeout=timedelta(seconds=args.lock_timeout),
+    )
+    try:
+        server.start()
+    except OSError as err:
+        raise ValueError(str(err)) from None
+    storage = f"sqlite {args.db}" if args.db else "in memory"
+    clock = "virtual clock" if args.virtual_clock else "real clock"
+    print(f"wftest sidecar listening on {server.address} ({storage}, {clock}); Ctrl-C stops it", flush=True)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+        if backend is not None:
+            backend.close()
+    print("wftest sidecar stopped", flush=True)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from wftest._ui import is_loopback
+    from wftest.ui import serve
+
+    try:
+        server = serve(args.db, host=args.host, port=args.port)
+    except OSError as err:
+        raise ValueError(str(err)) from None
+    print(f"wftest ui: {args.db} (read-only) at {server.url}; Ctrl-C stops it", flush=True)
+    if not is_loopback(args.host):
+        print(f"wftest ui: warning: listening on {args.host}, and the page has no authentication", file=sys.stderr)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.close()
+    print("wftest ui stopped", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wftest`` command; returns the exit code."""
     parser = _build_parser()
@@ -304,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     handlers = {"show": _show, "replay": _replay, "convert": _convert, "record": _record, "run": _run,
                 "worker": _worker, "ps": _ps, "raise-event": _manage, "terminate": _manage, "suspend": _manage,
-                "resume": _manage, "purge": _manage}
+                "resume": _manage, "purge": _manage, "lint": _lint,
+                "serve": _serve, "ui": _ui}
     if args.command in handlers:
         from wftest.errors import WftestError
 

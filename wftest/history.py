@@ -21,6 +21,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from wftest._pbjson import parse_dict
 from wftest.errors import HistoryFileError
 from wftest.protos import orchestrator_service_pb2 as pb
 
@@ -149,7 +150,7 @@ def loads_json(text: str | bytes, *, path: Path | None = None) -> History:
             raise HistoryFileError("an event must have exactly one kind (executionStarted, taskScheduled, ...)",
                                    path=path, index=index)
         try:
-            events.append(json_format.ParseDict(raw, pb.HistoryEvent()))
+            events.append(parse_dict(raw, pb.HistoryEvent()))  # ParseDict's result, faster
         except json_format.ParseError as err:
             raise HistoryFileError(str(err), path=path, index=index, field=kinds[0]) from None
     history = History.of(events, path=path)

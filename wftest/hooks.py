@@ -16,24 +16,25 @@ hooks below, decorated with :data:`hookimpl`::
     tester.hooks.register(CountSteps())
 
 Each engine or tester owns a :class:`Hooks` manager (no plugin manager exists at import time, and two
-engines never share plugins unless given the same manager). This module imports nothing from wftest at
-run time, so every layer may call hooks. Built-in behaviour, such as freezing
-activity time with freezegun, is itself registered as an internal plugin that yours can override.
+engines never share plugins unless given the same manager). This module imports nothing from wftest's
+layers (only, lazily, the private helper of its freezegun plugin), so every layer may call hooks.
+Built-in behaviour, such as freezing activity time with freezegun, is itself registered as an internal
+plugin that yours can override.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
     from wftest.orchestration import ExecutionResult
     from wftest.protos import orchestrator_service_pb2 as pb
-    from wftest.runtime import ActivityTask
+    from wftest.runtime import ActivityTask, StepUpdate
     from wftest.testing import RunResult
 
 PROJECT = "wftest"
@@ -80,33 +81,101 @@ class HookSpecs:
     def wftest_run_finished(self, result: RunResult) -> None:
         """Called when a tester run finished (before its replay check)."""
 
+    # -- context propagation (trace context, tags) and committed steps ---------------------------------
+    # The caller's context enters at wftest_client_starting; a step passes its orchestration's context on
+    # to what it creates in wftest_step_applied; observers report in wftest_step_committed, which never
+    # sees a step twice (a replay, a crash or a lost lock commits nothing). wftest.tracing uses all three.
+
+    @_hookspec
+    def wftest_client_starting(self, event: pb.HistoryEvent) -> None:
+        """Called when the client is about to create an instance, with its ``ExecutionStarted`` event.
+
+        This is where the caller's context enters the engine: a plugin may add to the event (its
+        ``tags``, ``parentTraceContext``, ``orchestrationSpanID``) before it is stored. Sub-orchestrations
+        and continue-as-new executions get their ``ExecutionStarted`` in a step (``wftest_step_applied``).
+        """
+
+    @_hookspec
+    def wftest_step_applied(
+        self,
+        instance_id: str,
+        events: list[pb.HistoryEvent],
+        update: StepUpdate,
+        history_length: int,
+        load_history: Callable[[], list[pb.HistoryEvent]],
+    ) -> None:
+        """Called when a step's actions were turned into history events and messages, before anything is stored.
+
+        ``events`` are what the orchestrator code ran over (``OrchestratorStarted`` first); ``update`` is
+        what the step will commit: ``update.new_history`` holds ``events`` followed by the events the step
+        created (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated``, ``EventSent``,
+        ``ExecutionCompleted``), and ``update.messages`` the events for other instances (a child's
+        ``ExecutionStarted``) and for itself (``TimerFired``). ``history_length`` counts the events stored
+        before the step; ``load_history()`` reads them (O(history): keep a cache of your own).
+
+        If the code continued as new, ``update.replace_history`` is true and ``update.new_history`` starts
+        the next execution (``OrchestratorStarted``, ``ExecutionStarted``, carried-over events), which runs
+        in the same step: the hook is called again for it, with those events and ``history_length`` 0.
+
+        A plugin may add to the events the step created (``tags``, ``parentTraceContext``): this is where an
+        orchestration's context passes to its activities and children. It must not add, remove or reorder
+        events. The step may still be abandoned (a crash, a lost lock): report in ``wftest_step_committed``.
+        """
+
+    @_hookspec
+    def wftest_step_committed(self, instance_id: str, update: StepUpdate) -> None:
+        """Called once a step's ``update`` is stored (the last one given to ``wftest_step_applied``).
+
+        Report here what must be reported once (spans, metrics, audit lines): replays, crashed steps and
+        lost locks never get here. Steps that changed nothing (work for a finished instance, duplicates)
+        are committed too, with an empty ``update.new_history``.
+        """
+
     @_hookspec(firstresult=True)
     def wftest_start_time_patch(self, now: datetime) -> TimePatch | None:
         """Start patching the wall clock at ``now`` for activity code; the first non-None result wins.
 
-        The built-in implementation uses freezegun; :class:`TimeMachinePlugin` uses time-machine.
+        The tester starts a patch right before each activity runs and stops it right after, so the rest
+        of the process (orchestrator code included) reads the real clock: starting and stopping should
+        cost microseconds. The built-in implementation uses freezegun (its scan of the loaded modules runs
+        once per process, see ``wftest._frozen_time``); :class:`TimeMachinePlugin` uses time-machine.
         """
 
 
-_NEVER_FROZEN = ["hypothesis", "_pytest", "pytest", "pluggy", "wftest", "coverage"]
+# Modules whose references to the clock freezegun never replaces: test tooling, whose GC callbacks and
+# timers run at arbitrary moments, and wftest, whose engine keeps its own time.
+_NEVER_PATCHED = ("hypothesis", "_pytest", "pytest", "pluggy", "wftest", "coverage")
+# Callers that read the real clock even while activity time is frozen (freezegun looks a few frames up
+# the stack of each time.time() call). Not wftest: its worker calls every activity, which must see the
+# frozen time.
+_REAL_TIME_CALLERS = ("hypothesis", "_pytest", "pytest", "pluggy", "coverage")
 
 
 class FreezegunPlugin:
-    """Built-in: activities see virtual time through freezegun (the default time patch)."""
+    """Built-in: activities see virtual time through freezegun (the default time patch).
+
+    freezegun's scan of the loaded modules runs once per process; after it, starting and stopping a
+    patch costs microseconds (see ``wftest._frozen_time``), so the tester keeps it on only while
+    activity code runs.
+    """
 
     @hookimpl(trylast=True)
     def wftest_start_time_patch(self, now: datetime) -> TimePatch:
-        """Enter ``freeze_time`` once (it scans loaded modules: milliseconds), then move it (microseconds)."""
+        """Freeze the clock at ``now`` with freezegun's fakes."""
+        from wftest._frozen_time import frozen_time
+
+        frozen = frozen_time(_NEVER_PATCHED, _REAL_TIME_CALLERS)
+        if frozen is not None:
+            return frozen.activate(now)
+        # a freezegun release without the internals wftest._frozen_time relies on: slow but correct
         from freezegun import freeze_time
 
-        # Tooling is never time-patched: freezegun would swap its clock functions too, and a GC callback
-        # of hypothesis firing while freezegun stops reads a half-restored clock.
-        freezer = freeze_time(now, real_asyncio=True, ignore=_NEVER_FROZEN)
-        frozen = freezer.start()
+        freezer = freeze_time(now, real_asyncio=True, ignore=list(_NEVER_PATCHED))
+        factory = freezer.start()
 
         class _Patch:
             def move_to(self, when: datetime) -> None:
-                frozen.move_to(when)
+                factory.move_to(when)
 
             def stop(self) -> None:
                 freezer.stop()
@@ -115,7 +184,7 @@ class FreezegunPlugin:
 
 
 class TimeMachinePlugin:
-    """Optional faster time patch with time-machine (``pip install time-machine``)::
+    """Optional time patch with time-machine (``pip install time-machine``), which fakes the clock in C::
 
         tester.hooks.register(TimeMachinePlugin())
     """
@@ -186,6 +255,12 @@ class Hooks:
             name for name in dir(HookSpecs) if name.startswith("wftest_")
             and getattr(self._pm.hook, name).get_hookimpls()
         }
+        # The time patch starts before every activity: with a single plain implementation (the usual
+        # case: the built-in one, or one plugin's), call it directly rather than through pluggy.
+        impls = self._pm.hook.wftest_start_time_patch.get_hookimpls()
+        self._time_patch_impl: tuple[Any, bool] | None = None
+        if len(impls) == 1 and not impls[0].hookwrapper and not getattr(impls[0], "wrapper", False):
+            self._time_patch_impl = (impls[0].function, "now" in impls[0].argnames)
 
     # -- typed call sites ---------------------------------------------------------------------------
 
@@ -216,12 +291,50 @@ class Hooks:
         if "wftest_run_finished" in self._active:
             self._pm.hook.wftest_run_finished(result=result)
 
+    def client_starting(self, event: pb.HistoryEvent) -> None:
+        """Call ``wftest_client_starting``."""
+        if "wftest_client_starting" in self._active:
+            self._pm.hook.wftest_client_starting(event=event)
+
+    def step_applied(
+        self,
+        instance_id: str,
+        events: list[pb.HistoryEvent],
+        update: StepUpdate,
+        history_length: int,
+        load_history: Callable[[], list[pb.HistoryEvent]],
+    ) -> None:
+        """Call ``wftest_step_applied``."""
+        if "wftest_step_applied" in self._active:
+            self._pm.hook.wftest_step_applied(
+                instance_id=instance_id, events=events, update=update, history_length=history_length,
+                load_history=load_history,
+            )
+
+    def step_committed(self, instance_id: str, update: StepUpdate) -> None:
+        """Call ``wftest_step_committed``."""
+        if "wftest_step_committed" in self._active:
+            self._pm.hook.wftest_step_committed(instance_id=instance_id, update=update)
+
+    def start_time_patch(self, now: datetime) -> TimePatch | None:
+        """Call ``wftest_start_time_patch``: a running patch of the wall clock at ``now``, or None.
+
+        The caller stops it (``patch.stop()``); :meth:`time_patch` does both around a block.
+        """
+        impl = self._time_patch_impl
+        if impl is not None:
+            function, takes_now = impl
+            result: TimePatch | None = function(now=now) if takes_now else function()
+            return result
+        if "wftest_start_time_patch" in self._active:
+            patch: TimePatch | None = self._pm.hook.wftest_start_time_patch(now=now)
+            return patch
+        return None
+
     @contextlib.contextmanager
     def time_patch(self, now: datetime) -> Iterator[TimePatch | None]:
         """Patch the wall clock for the duration of the block (None if no plugin patches time)."""
-        patch: TimePatch | None = None
-        if "wftest_start_time_patch" in self._active:
-            patch = self._pm.hook.wftest_start_time_patch(now=now)
+        patch = self.start_time_patch(now)
         try:
             yield patch
         finally:

@@ -21,7 +21,7 @@ printed as a timeline of decisions and as ``Schedule.from_string('...')`` to rep
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,6 +55,7 @@ class Schedule:
         self._script = list(script)
         self._faults = {f.describe(): f for f in faults}
         self._faults.update({f.code: f for f in faults})
+        self._fault_kinds = frozenset(f.kind for f in faults)
         self.decisions: list[Decision] = []
         self._position = 0
 
@@ -74,7 +75,7 @@ class Schedule:
 
     def fault(self, kind: str, subject: str) -> Fault | None:
         """The fault to inject at this point, if any."""
-        if not any(f.kind == kind for f in self._faults.values()):
+        if kind not in self._fault_kinds:
             return None
         fault = self._draw_fault(kind)
         token = f"f{kind[0]}" + (f":{fault.describe()}" if fault is not None else "-")
@@ -156,11 +157,11 @@ class _DrawnSchedule(Schedule):
     def __init__(self, draw: Any, faults: Sequence[Fault], max_faults: int, event_delays: timedelta | None) -> None:
         super().__init__(faults=faults)
         self._draw = draw
+        self._draw_index = _index_drawer(draw)
         self._fault_list = list(faults)
         self._faults_left = max_faults
         self._max_faults = max_faults
         self._event_delays = event_delays
-        self._fault_options: dict[str, st.SearchStrategy[Fault | None]] = {}
 
     def reset(self) -> None:
         """Hypothesis draws afresh for every example; within one example, runs continue the draws."""
@@ -168,7 +169,7 @@ class _DrawnSchedule(Schedule):
         self._faults_left = self._max_faults
 
     def _draw_choice(self, count: int) -> int:
-        return int(self._draw(_choices(count)))
+        return self._draw_index(count)
 
     def _draw_fault(self, kind: str) -> Fault | None:
         applicable = [f for f in self._fault_list if f.kind == kind]
@@ -176,14 +177,12 @@ class _DrawnSchedule(Schedule):
             return None
         # Always draw, even with no faults left, and ignore the draw then: skipping it would make a schedule
         # with more faults *shorter*, and hypothesis shrinks towards shorter (it would keep extra faults).
-        options = self._fault_options.get(kind)
-        if options is None:
-            options = self._fault_options[kind] = st.sampled_from([None, *applicable])
-        fault: Fault | None = self._draw(options)
-        if fault is None or self._faults_left <= 0:
+        # Index 0 is "no fault", so shrinking removes faults.
+        index = self._draw_index(len(applicable) + 1)
+        if index == 0 or self._faults_left <= 0:
             return None
         self._faults_left -= 1
-        return fault
+        return applicable[index - 1]
 
     def _draw_delay(self, limit: int) -> int:
         if self._event_delays is None or limit <= 0:
@@ -200,6 +199,19 @@ class _DrawnSchedule(Schedule):
         if self._event_delays is None:
             return timedelta(0)
         return super().event_delay(label, min(limit, self._event_delays))
+
+
+def _index_drawer(draw: Any) -> Callable[[int], int]:
+    """A function drawing an index in ``range(count)`` for ``count`` >= 1, as ``st.integers(0, count - 1)`` does.
+
+    Choice points come by the dozen in every example, and ``draw(strategy)`` costs several times the draw
+    itself (validation, spans, ...). With the underlying ``ConjectureData`` at hand (``draw`` is its bound
+    method), the integer is drawn directly: the same choice, recorded and shrunk the same way (towards 0).
+    """
+    draw_integer = getattr(getattr(draw, "__self__", None), "draw_integer", None)
+    if callable(draw_integer):
+        return lambda count: int(draw_integer(0, count - 1))
+    return lambda count: int(draw(_choices(count)))
 
 
 @functools.lru_cache(maxsize=256)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from wftest import Engine, NonDeterministicCallError, OrchestrationContext, Task, WorkflowTester
+from wftest import Engine, NonDeterministicCallError, OrchestrationContext, Task, WorkflowTester, when_all
 
 Gen = Generator[Task[Any], Any, Any]
 
@@ -127,3 +127,32 @@ def test_strict_mode_works_under_cprofile() -> None:
     finally:
         profiler.disable()
     assert result.output == "done"
+
+
+def test_calls_right_after_a_context_call_are_caught() -> None:
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        task = ctx.create_timer(timedelta(seconds=1))  # the context's own work runs unwatched...
+        stamp = time.time()  # ...and the orchestrator code after it is watched again
+        yield task
+        return stamp
+
+    with pytest.raises(NonDeterministicCallError, match=r"time\.time\(\)"):
+        WorkflowTester().run(wf)
+
+
+def test_a_generator_given_to_when_all_is_watched() -> None:
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        return (yield when_all(ctx.create_timer(timedelta(seconds=random.randint(1, 9))) for _ in range(2)))
+
+    with pytest.raises(NonDeterministicCallError, match=r"random\.randint\(\)"):
+        WorkflowTester().run(wf)
+
+
+def test_side_effect_may_call_what_strict_mode_forbids() -> None:
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        token = ctx.side_effect(lambda: uuid.uuid4().hex)  # recorded in history: replays the same value
+        yield ctx.create_timer(timedelta(seconds=1))
+        return token
+
+    result = WorkflowTester().run(wf)  # the replay check replays the recorded token
+    assert len(result.output) == 32

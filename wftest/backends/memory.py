@@ -60,6 +60,8 @@ class MemoryBackend(Backend):
         self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent, str | None]] = []
         self._activities: deque[tuple[int, ActivityTask]] = deque()
         self._activity_locks: dict[int, tuple[ActivityTask, str, datetime]] = {}
+        #: no lock expires before this (every fetch checks for expired locks: skip the scan until then)
+        self._next_expiry = datetime.max
         self._seq = itertools.count()
 
     # -- instances ----------------------------------------------------------------------------------
@@ -142,6 +144,7 @@ class MemoryBackend(Backend):
                     continue
                 inst.owner = owner
                 inst.locked_until = now + lock_for
+                self._next_expiry = min(self._next_expiry, inst.locked_until)
                 self._locked[instance_id] = inst
                 current = inst.record.execution_id
                 # events addressed to an execution that is over (continue-as-new, replaced) are dropped
@@ -210,6 +213,7 @@ class MemoryBackend(Backend):
             key, task = self._activities.popleft()
             until = now + lock_for
             self._activity_locks[key] = (task, owner, until)
+            self._next_expiry = min(self._next_expiry, until)
             return ActivityWorkItem(task=task, owner=owner, locked_until=until, token=key)
 
     def complete_activity_work_item(
@@ -347,15 +351,23 @@ class MemoryBackend(Backend):
             self._ready[inst.record.instance_id] = None
 
     def _expire_locks(self, now: datetime) -> None:
+        if now < self._next_expiry:
+            return
+        next_expiry = datetime.max
         if self._locked:
             for inst in list(self._locked.values()):
                 if inst.locked_until is not None and inst.locked_until <= now:
                     self._unlock(inst)
+                elif inst.locked_until is not None:
+                    next_expiry = min(next_expiry, inst.locked_until)
         if self._activity_locks:
             for key, (task, _, until) in list(self._activity_locks.items()):
                 if until <= now:
                     del self._activity_locks[key]
                     self._activities.appendleft((key, task))
+                else:
+                    next_expiry = min(next_expiry, until)
+        self._next_expiry = next_expiry
 
 
 def _status(status: int) -> str:

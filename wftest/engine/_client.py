@@ -60,8 +60,12 @@ class OrchestrationState:
 
     @property
     def custom_status(self) -> Any:
-        """The decoded custom status."""
-        return self._decode(self.serialized_custom_status)
+        """The decoded custom status; one that is not JSON (Dapr's SDK stores the string it is given) reads
+        as that string."""
+        try:
+            return self._decode(self.serialized_custom_status)
+        except ValueError:
+            return self.serialized_custom_status
 
     def raise_if_failed(self) -> None:
         """Raise ``OrchestrationFailedError`` if the instance FAILED."""
@@ -167,6 +171,8 @@ class TaskHubClient:
             now, name, iid, encoded, execution_id=new_execution_id(iid, now, previous),
             scheduled_start=start_at, version=version, tags=tags,
         )
+        if engine._hooks is not None:
+            engine._hooks.client_starting(start)  # plugins inject the caller's context (trace context, tags)
         record = InstanceRecord(
             instance_id=iid, name=name, status=PENDING, created_at=now, last_updated_at=now,
             execution_id=start.executionStarted.orchestrationInstance.executionId.value,

@@ -30,7 +30,9 @@ from wftest.engine._worker import Worker
 from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, WaitTimeoutError
 from wftest.hooks import Hooks
 from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry, TimerTask
-from wftest.orchestration._executor import Guard
+from wftest.orchestration._executor import Guard, OrchestrationExecutor
+from wftest.orchestration._foreign import ExecutorOptions
+from wftest.orchestration._foreign import new_executor as _new_executor
 from wftest.orchestration._registry import Registrations
 from wftest.orchestration._sandbox import StrictGuard
 from wftest.protos import orchestrator_service_pb2 as pb
@@ -146,12 +148,19 @@ class Engine(Registrations):
         """The instance's history events (a copy)."""
         return self.backend.get_history(instance_id)
 
-    def new_executor(self, instance_id: str) -> Executor:
-        """A fresh executor configured like this engine (used by the worker and replay checks)."""
-        return Executor(
-            self.registry, instance_id, converter=self.converter,
-            maximum_timer_interval=self.maximum_timer_interval, strict=self.strict, guard=self.guard,
-        )
+    def new_executor(self, instance_id: str, name: str | None = None) -> OrchestrationExecutor:
+        """A fresh executor configured like this engine (used by the worker and replay checks).
+
+        ``name`` is the instance's orchestrator (read from the backend when not given): an orchestrator
+        registered through ``wftest.interop`` runs in its SDK's executor, any other in wftest's.
+        """
+        if name is None:
+            record = self.backend.get_instance(instance_id)
+            name = record.name if record is not None else None
+        return _new_executor(self.registry, instance_id, name, ExecutorOptions(
+            converter=self.converter, maximum_timer_interval=self.maximum_timer_interval, strict=self.strict,
+            guard=self.guard,
+        ))
 
     def new_instance_id(self) -> str:
         """A fresh instance id: deterministic on a virtual clock (same run, same ids), random otherwise."""
@@ -204,9 +213,11 @@ class Engine(Registrations):
                 ready = backend.ready_instances(now)
                 if not activities and not ready:
                     break
-                labels = [f"activity {a.task.name}#{a.task.task_id} of {a.task.instance_id}" for a in activities]
-                labels += [f"step {instance_id}" for instance_id in ready]
-                chosen = scheduler.choose("next", labels) if len(labels) > 1 else 0
+                chosen = 0
+                if len(activities) + len(ready) > 1:
+                    labels = [f"activity {a.task.name}#{a.task.task_id} of {a.task.instance_id}" for a in activities]
+                    labels += [f"step {instance_id}" for instance_id in ready]
+                    chosen = scheduler.choose("next", labels)
                 if chosen < len(activities):
                     activity = activities.pop(chosen)
                     task = activity.task
@@ -319,13 +330,16 @@ class Engine(Registrations):
             return "it is SUSPENDED; resume it with client.resume_orchestration()"
         executor = self.worker.cached_executor(instance_id)
         if executor is None and record.history_length:
-            executor = self.new_executor(instance_id)
+            executor = self.new_executor(instance_id, record.name)
             try:
                 executor.execute(self.backend.get_history(instance_id), [])
             except Exception:
                 executor = None
         if executor is None:
             return f"it is {ev.status_name(record.status)}"
+        if not isinstance(executor, Executor):  # a foreign SDK's executor (wftest.interop) says it itself
+            describe = getattr(executor, "describe_waiting", None)
+            return str(describe()) if callable(describe) else f"it is {ev.status_name(record.status)}"
         waits = sorted(executor.ctx._event_waiters)
         if waits:
             return ("it waits for external event(s) " + ", ".join(repr(w) for w in waits)

@@ -20,7 +20,8 @@ from wftest._failure import FailureDetails
 from wftest.backends import ActivityWorkItem, OrchestrationWorkItem
 from wftest.engine._scheduler import ActivityFails, ActivityTimesOut, CrashAfterActivity, Fault
 from wftest.errors import LockLostError, NonDeterminismError, NotRegisteredError, OrchestrationStateError
-from wftest.orchestration import ActivityContext, ExecutionResult, Executor
+from wftest.orchestration import ActivityContext, ExecutionResult, OrchestrationExecutor
+from wftest.orchestration._foreign import orchestrator_name
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import (
     FAILED,
@@ -45,7 +46,7 @@ class Worker:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._cache: dict[str, tuple[Executor, int]] = {}
+        self._cache: dict[str, tuple[OrchestrationExecutor, int]] = {}
         self._cache_lock = threading.Lock()
         self._loops = threading.local()
 
@@ -74,14 +75,18 @@ class Worker:
             executor, result, history = self._execute(item, step)
             update = apply_step(record, step, result, now,
                                 history=self._history(item, history) if needs_history(step, result) else None)
+            hooks = engine._hooks
+            if hooks is not None:
+                hooks.step_applied(item.instance_id, step, update, item.history_length,
+                                   lambda: self._history(item, history))
             replaced = False
             generations = 0
             while update.replace_history:
                 # continue-as-new: run the next execution now, in the same work item
                 replaced = True
                 generations += 1
-                executor = engine.new_executor(item.instance_id)
                 generation_events = list(update.new_history)
+                executor = engine.new_executor(item.instance_id, orchestrator_name(generation_events))
                 if generations > engine.max_continue_as_new_per_step:
                     result = _failure_result(
                         OrchestrationStateError(
@@ -93,6 +98,8 @@ class Worker:
                 else:
                     result = self._guarded(executor.execute, [], generation_events)
                 update = apply_step(update.record, generation_events, result, now)
+                if hooks is not None:
+                    hooks.step_applied(item.instance_id, generation_events, update, 0, list)
             update.replace_history = replaced
             if crash:
                 self._evict(item.instance_id)
@@ -105,7 +112,7 @@ class Worker:
         self._commit(item, update, now, executor=executor)
 
     def _execute(self, item: OrchestrationWorkItem, step: list[pb.HistoryEvent]
-                 ) -> tuple[Executor, ExecutionResult, list[pb.HistoryEvent] | None]:
+                 ) -> tuple[OrchestrationExecutor, ExecutionResult, list[pb.HistoryEvent] | None]:
         engine = self.engine
         hooks = engine._hooks
         if hooks is not None:
@@ -118,7 +125,7 @@ class Worker:
             result = self._guarded(executor.resume, step)
         else:
             history = engine.backend.get_history(item.instance_id) if item.history_length else []
-            executor = engine.new_executor(item.instance_id)
+            executor = engine.new_executor(item.instance_id, item.record.name or orchestrator_name(step))
             result = self._guarded(executor.execute, history, step)
         if hooks is not None:
             hooks.after_orchestration_step(item.instance_id, step, result)
@@ -139,7 +146,7 @@ class Worker:
         return self.engine.backend.get_history(item.instance_id) if item.history_length else []
 
     def _commit(
-        self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime, executor: Executor | None
+        self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime, executor: OrchestrationExecutor | None
     ) -> None:
         engine = self.engine
         if engine.sub_orchestration_interceptor is not None:
@@ -150,6 +157,8 @@ class Worker:
             self._evict(item.instance_id)
             logger.warning("lost the lock on %r; the step was discarded", item.instance_id)
             raise
+        if engine._hooks is not None:
+            engine._hooks.step_committed(item.instance_id, update)
         if executor is not None and not is_terminal(update.record.status):
             length = len(update.new_history) + (0 if update.replace_history else item.history_length)
             with self._cache_lock:
@@ -179,7 +188,7 @@ class Worker:
         with self._cache_lock:
             self._cache.pop(instance_id, None)
 
-    def cached_executor(self, instance_id: str) -> Executor | None:
+    def cached_executor(self, instance_id: str) -> OrchestrationExecutor | None:
         """The warm executor of an instance, if one is cached (for diagnostics)."""
         with self._cache_lock:
             cached = self._cache.get(instance_id)

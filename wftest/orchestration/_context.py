@@ -22,6 +22,7 @@ from wftest._failure import FailureDetails
 from wftest.errors import NonDeterminismError, TaskFailedError, TaskTimeoutError
 from wftest.orchestration._registry import Activity, Orchestrator
 from wftest.orchestration._retry import RetryPolicy
+from wftest.orchestration._sandbox import unwatched
 from wftest.orchestration._task import CancellableTask, CompletableTask, RetryableTask, Task, TimerTask
 from wftest.protos import orchestrator_service_pb2 as pb
 
@@ -143,6 +144,7 @@ class OrchestrationContext:
 
     # -- scheduling ---------------------------------------------------------------------------------
 
+    @unwatched
     def call_activity(
         self,
         activity: Activity | str,
@@ -171,6 +173,7 @@ class OrchestrationContext:
         self._pending_tasks[action_id] = task
         return task
 
+    @unwatched
     def call_sub_orchestrator(
         self,
         orchestrator: Orchestrator | str,
@@ -192,6 +195,7 @@ class OrchestrationContext:
         )
         return self._schedule(action, retry_policy, is_sub=True)
 
+    @unwatched
     def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
         """A durable timer that fires at ``fire_at`` (or after a ``timedelta`` of orchestration time).
 
@@ -208,6 +212,7 @@ class OrchestrationContext:
             raise TypeError(f"create_timer() takes a datetime or a timedelta, not {type(fire_at).__qualname__}")
         return self._new_timer(when)
 
+    @unwatched
     def wait_for_external_event(self, name: str, *, timeout: timedelta | None = None) -> CancellableTask[Any]:
         """Wait for an event raised to this instance (names are case-insensitive).
 
@@ -238,6 +243,7 @@ class OrchestrationContext:
             self._executor.link_timeout(waiter, timer, name, timeout)
         return waiter
 
+    @unwatched
     def send_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
         """Raise ``event_name`` on another instance (fire and forget)."""
         if not instance_id:
@@ -248,6 +254,7 @@ class OrchestrationContext:
         action = ev.send_event_action(action_id, instance_id, event_name, self._executor.converter.serialize(data))
         self._executor.record_action(action)
 
+    @unwatched
     def continue_as_new(self, new_input: Any, *, save_events: bool = False) -> None:
         """Restart this instance with a fresh history and ``new_input`` once the current step ends.
 
@@ -258,17 +265,20 @@ class OrchestrationContext:
         self._complete = True
         self._continue_as_new = (new_input, save_events)
 
+    @unwatched
     def set_custom_status(self, status: Any) -> None:
         """Publish a JSON-serializable status, visible to clients while the instance runs."""
         self._custom_status = self._executor.converter.serialize(status)
         self._custom_status_set = True
 
+    @unwatched
     def new_uuid(self) -> str:
         """A UUID that is the same on every replay (uuid5 over instance id, time and a counter)."""
         name = f"{self._instance_id}_{self._now.strftime(_UUID_TIME_FORMAT)}_{self._uuid_counter}"
         self._uuid_counter += 1
         return str(uuid.uuid5(_UUID_NAMESPACE, name))
 
+    @unwatched
     def random(self) -> _random.Random:
         """A ``random.Random`` seeded from this execution, so replays draw the same numbers.
 
@@ -281,6 +291,7 @@ class OrchestrationContext:
             self._random = _random.Random(uuid.uuid5(_UUID_NAMESPACE, seed).int)
         return self._random
 
+    @unwatched
     def side_effect(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` once and record its (JSON) result; replays return the recorded value.
 
@@ -305,6 +316,7 @@ class OrchestrationContext:
         self._new_generic_events.append(json.dumps({SIDE_EFFECT_MARKER: index, "value": encoded}))
         return self._executor.converter.deserialize(encoded)  # type: ignore[no-any-return]
 
+    @unwatched
     def is_patched(self, name: str) -> bool:
         """Whether this execution takes the new code path of the change called ``name`` (versioning).
 
@@ -335,6 +347,7 @@ class OrchestrationContext:
         self._patch_decisions[name] = decided
         return decided
 
+    @unwatched
     def deprecate_patch(self, name: str) -> None:
         """The clean-up step after :meth:`is_patched`: keep recording the marker, without branching.
 

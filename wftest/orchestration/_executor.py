@@ -79,11 +79,20 @@ class ExecutionResult:
 class OrchestrationExecutor(Protocol):
     """The engine's one interface to orchestrator code: (old events, new events) -> actions.
 
-    wftest's :class:`Executor` implements it; so can an adapter around another SDK's executor.
+    wftest's :class:`Executor` implements it; so do the adapters in ``wftest.interop`` around the
+    durabletask package's and Dapr's executors (chosen per orchestrator name, see
+    ``wftest.orchestration._foreign``).
     """
+
+    #: a changed input or output on replay is an error (``NonDeterminismError``), not a warning
+    strict: bool
 
     def execute(self, old_events: Sequence[pb.HistoryEvent], new_events: Sequence[pb.HistoryEvent]) -> ExecutionResult:
         """Replay ``old_events`` and process ``new_events``; return the step's actions."""
+        ...
+
+    def resume(self, new_events: Sequence[pb.HistoryEvent]) -> ExecutionResult:
+        """Process the next step's events on a warm executor (after :meth:`execute`)."""
         ...
 
 
@@ -137,6 +146,7 @@ class Executor:
         self._history_log: list[int] = []
         self._events_seen = 0
         self._completion_done = False  # the completion was confirmed by history or handed out
+        self._fresh = True  # nothing has run since this reset (a new executor's first execute skips one)
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -152,7 +162,9 @@ class Executor:
 
     def execute(self, old_events: Sequence[pb.HistoryEvent], new_events: Sequence[pb.HistoryEvent]) -> ExecutionResult:
         """Replay ``old_events`` from scratch, checking determinism, then process ``new_events``."""
-        self._reset()
+        if not self._fresh:
+            self._reset()
+        self._fresh = False
         ctx = self.ctx
         self._history = old_events
         self._replay_length = len(old_events)

@@ -7,8 +7,10 @@ explicit registration.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +31,22 @@ def function_name(fn: Callable[..., Any]) -> str:
     return str(name)
 
 
+def _unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``fn`` wraps (``__wrapped__``, as functools.wraps and wftest.interop's wrappers set it)."""
+    try:
+        unwrapped: Callable[..., Any] = inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        return fn
+    return unwrapped
+
+
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     # Closures re-created by the same code (a test that defines its activity inline) are the same
-    # function for registration purposes.
+    # function for registration purposes; so are a wrapper and the function it wraps (a durabletask
+    # activity registered through wftest.interop, and the plain function a test mocks).
+    if a is b:
+        return True
+    a, b = _unwrapped(a), _unwrapped(b)
     if a is b:
         return True
     code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
@@ -140,9 +155,15 @@ class Registry:
 
     def _name_of(self, kind: _Kind, fn: Callable[..., Any]) -> str:
         try:
-            return kind.by_fn[fn]
+            return kind.by_fn[fn]  # the common case, on every ctx.call_activity(fn): one dict lookup
         except (KeyError, TypeError):
             pass
+        unwrapped = _unwrapped(fn)
+        if unwrapped is not fn:
+            try:
+                return kind.by_fn[unwrapped]
+            except (KeyError, TypeError):
+                pass
         name = getattr(fn, "__wftest_name__", None) or function_name(fn)
         existing = kind.by_name.get(name)
         if existing is not None and _same_function(existing, fn):
@@ -162,10 +183,11 @@ class Registry:
                     f"register {_where(fn)} under a different name"
                 )
             kind.by_name[name] = fn
-            try:
-                kind.by_fn[fn] = name
-            except TypeError:  # unhashable callable objects are looked up by name only
-                pass
+            for key in (fn, _unwrapped(fn)):
+                try:
+                    kind.by_fn[key] = name
+                except TypeError:  # unhashable callable objects are looked up by name only
+                    pass
             kind.takes_input[name] = _takes_input(fn)
         return name
 
@@ -179,6 +201,22 @@ def _where(fn: Callable[..., Any]) -> str:
 
 
 def _takes_input(fn: Callable[..., Any]) -> bool:
+    # Every WorkflowTester run registers its functions in a fresh registry; inspect.signature is slow
+    try:
+        return _TAKES_INPUT[fn]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referenceable / hashable
+        pass
+    takes = _inspect_takes_input(fn)
+    with contextlib.suppress(TypeError):
+        _TAKES_INPUT[fn] = takes
+    return takes
+
+
+#: function -> takes an input; a cache of what inspect.signature says (entries go with their functions)
+_TAKES_INPUT: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
+def _inspect_takes_input(fn: Callable[..., Any]) -> bool:
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):

@@ -14,6 +14,7 @@ import _thread
 import builtins
 import contextlib
 import datetime as _dt
+import functools
 import gc
 import os
 import random
@@ -23,8 +24,8 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from wftest.errors import NonDeterministicCallError
 
@@ -119,7 +120,8 @@ _TOOLING = tuple(f"{os.sep}{name}{os.sep}" for name in ("freezegun", "time_machi
                                                           "pluggy", "coverage"))
 
 
-def _is_user_frame(frame: types.FrameType | None, ignored_codes: set[types.CodeType]) -> bool:
+def _is_user_frame(frame: types.FrameType | None, ignored_codes: set[types.CodeType],
+                   allowed_dirs: tuple[str, ...] = _ALLOWED_CALLER_DIRS) -> bool:
     if frame is None:
         return False
     code = frame.f_code
@@ -131,7 +133,7 @@ def _is_user_frame(frame: types.FrameType | None, ignored_codes: set[types.CodeT
     path = os.path.abspath(filename)
     if path in _ALLOWED_CALLER_FILES or any(tool in path for tool in _TOOLING):
         return False
-    return not path.startswith(_ALLOWED_CALLER_DIRS)
+    return not path.startswith(allowed_dirs)
 
 
 class StrictGuard:
@@ -140,63 +142,126 @@ class StrictGuard:
     Entering the returned context installs the profile hook on this thread; a forbidden call from
     orchestrator code raises ``NonDeterministicCallError`` at the call site. If the code swallows that
     error, it is raised again when the guarded block ends, so it cannot go unnoticed.
+
+    ``trusted_dirs`` are folders whose code is not orchestrator code, like wftest's own: the executors of
+    the SDKs that ``wftest.interop`` drives (durabletask, Dapr) run there, between the user's calls.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, trusted_dirs: Sequence[str] = ()) -> None:
         self._py_calls = dict(_PY_CALLS)
         self._freezegun_seen = False
+        self.trusted_dirs = tuple(os.path.join(os.path.abspath(d), "") for d in trusted_dirs)
+        self._allowed_dirs = _ALLOWED_CALLER_DIRS + self.trusted_dirs
+
+    def trusting(self, dirs: Sequence[str]) -> StrictGuard:
+        """A guard like this one that also trusts the code in ``dirs``."""
+        return StrictGuard(trusted_dirs=[*self.trusted_dirs, *dirs])
 
     def __call__(self) -> contextlib.AbstractContextManager[None]:
-        return self._guarded()
-
-    @contextlib.contextmanager
-    def _guarded(self) -> Iterator[None]:
         if not self._freezegun_seen and "freezegun.api" in sys.modules:
             self._py_calls.update(_freezegun_codes())
             self._freezegun_seen = True
-        violations: list[NonDeterministicCallError] = []
+        return _Guarded(self._py_calls, self._allowed_dirs)
+
+
+class _Guarded:
+    """One entry of the guard: the profile hook is on this thread from ``__enter__`` to ``__exit__``.
+
+    (A class rather than a ``contextlib.contextmanager`` generator: the executor enters the guard at every
+    step of orchestrator code.)
+    """
+
+    __slots__ = ("_allowed", "_chained", "_previous", "_py_calls", "_violations")
+
+    def __init__(self, py_calls: dict[types.CodeType, tuple[str, str]], allowed: tuple[str, ...]) -> None:
+        self._py_calls = py_calls
+        self._allowed = allowed
+        self._violations: list[NonDeterministicCallError] = []
+        self._previous: Any = None
+        self._chained: Any = None
+
+    def __enter__(self) -> None:
         ignored = {c for c in (getattr(cb, "__code__", None) for cb in gc.callbacks) if c is not None}
-        previous = sys.getprofile()
+        previous = self._previous = sys.getprofile()
         # a Python-level profiler is chained; a C profiler (cProfile's Profile object) cannot be called
         # from here, so it simply sees nothing of orchestrator code while the guard is on
-        chained = previous if callable(previous) else None
-        py_calls = self._py_calls
+        chained = self._chained = previous if callable(previous) else None
+        sys.setprofile(_hook(self._py_calls, self._allowed, ignored, self._violations, chained))
 
-        def profile(frame: types.FrameType, event: str, arg: Any) -> None:
-            if event == "c_call":
-                found = _C_CALLS.get(id(arg))
-                if found is None:
-                    owner = getattr(arg, "__self__", None)
-                    if isinstance(owner, type) and issubclass(owner, _dt.date) and arg.__name__ in _CLOCK_METHODS:
-                        found = (f"{owner.__name__}.{arg.__name__}()", _HINT_TIME)
-                    elif owner is _GLOBAL_RANDOM and owner is not None:
-                        found = (f"random.{arg.__name__}()", _HINT_RANDOM)
-                if found is not None and _is_user_frame(frame, ignored):
-                    _violate(found, frame, violations)
-            elif event == "call":
-                code = frame.f_code
-                found = py_calls.get(code)
-                if found is None and code in _RANDOM_CODES and frame.f_locals.get("self") is _GLOBAL_RANDOM:
-                    found = (f"random.{code.co_name}()", _HINT_RANDOM)
-                if found is not None and _is_user_frame(frame.f_back, ignored):
-                    _violate(found, frame.f_back, violations)
-            if chained is not None:
-                chained(frame, event, arg)  # type: ignore[arg-type]
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        previous = self._previous
+        if previous is None or self._chained is not None:
+            sys.setprofile(previous)
+        else:
+            # a C profiler: sys.setprofile() cannot take it back, its own enable() re-installs it
+            sys.setprofile(None)
+            enable = getattr(previous, "enable", None)
+            if callable(enable):
+                enable()
+        if exc_type is None and self._violations:
+            raise self._violations[0]
 
-        sys.setprofile(profile)
+
+def _hook(
+    py_calls: dict[types.CodeType, tuple[str, str]],
+    allowed: tuple[str, ...],
+    ignored: set[types.CodeType],
+    violations: list[NonDeterministicCallError],
+    chained: Any,
+) -> Callable[[types.FrameType, str, Any], None]:
+    """The profile hook of one guard entry."""
+
+    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "c_call":
+            found = _C_CALLS.get(id(arg))
+            if found is None:
+                owner = getattr(arg, "__self__", None)
+                if isinstance(owner, type) and issubclass(owner, _dt.date) and arg.__name__ in _CLOCK_METHODS:
+                    found = (f"{owner.__name__}.{arg.__name__}()", _HINT_TIME)
+                elif owner is _GLOBAL_RANDOM and owner is not None:
+                    found = (f"random.{arg.__name__}()", _HINT_RANDOM)
+            if found is not None and _is_user_frame(frame, ignored, allowed):
+                _violate(found, frame, violations)
+        elif event == "call":
+            code = frame.f_code
+            found = py_calls.get(code)
+            if found is None and code in _RANDOM_CODES and frame.f_locals.get("self") is _GLOBAL_RANDOM:
+                found = (f"random.{code.co_name}()", _HINT_RANDOM)
+            if found is not None and _is_user_frame(frame.f_back, ignored, allowed):
+                _violate(found, frame.f_back, violations)
+        if chained is not None:
+            chained(frame, event, arg)
+
+    return profile
+
+
+_HOOK_CODE = _hook({}, (), set(), [], None).__code__
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def unwatched(method: Callable[P, R]) -> Callable[P, R]:
+    """Run ``method`` (a context API that orchestrator code calls) with the strict-mode hook paused.
+
+    The guard watches orchestrator code, not wftest's: pausing it while the context does its own work
+    (registry, payloads, actions) skips the profile events of wftest's internals, which are most of what
+    strict mode costs. A function handed to the method (``side_effect(fn)``) runs unwatched too: it is
+    where non-deterministic values belong, since its result is recorded.
+    """
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        hook = sys.getprofile()
+        if hook is None or getattr(hook, "__code__", None) is not _HOOK_CODE:
+            return method(*args, **kwargs)
+        sys.setprofile(None)
         try:
-            yield
+            return method(*args, **kwargs)
         finally:
-            if previous is None or chained is not None:
-                sys.setprofile(previous)
-            else:
-                # a C profiler: sys.setprofile() cannot take it back, its own enable() re-installs it
-                sys.setprofile(None)
-                enable = getattr(previous, "enable", None)
-                if callable(enable):
-                    enable()
-        if violations:
-            raise violations[0]
+            sys.setprofile(hook)
+
+    return call
 
 
 def _violate(

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from wftest.errors import TaskFailedError
+from wftest.orchestration._sandbox import unwatched
 
 if TYPE_CHECKING:
     from wftest.orchestration._retry import RetryPolicy
@@ -249,7 +250,7 @@ def when_all(tasks: Iterable[Task[T]]) -> WhenAllTask[T]:
 
         results = yield when_all([ctx.call_activity(work, input=i) for i in range(10)])
     """
-    return WhenAllTask(list(tasks))
+    return _new_when_all(list(tasks))  # the iterable may be the user's generator: consumed while watched
 
 
 def when_any(tasks: Iterable[Task[T]]) -> WhenAnyTask[T]:
@@ -262,4 +263,8 @@ def when_any(tasks: Iterable[Task[T]]) -> WhenAnyTask[T]:
         if winner is approval:
             ...
     """
-    return WhenAnyTask(list(tasks))
+    return _new_when_any(list(tasks))
+
+
+_new_when_all = unwatched(WhenAllTask)  # strict mode needs not watch wftest's own work (see unwatched)
+_new_when_any = unwatched(WhenAnyTask)

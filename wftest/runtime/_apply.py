@@ -34,6 +34,10 @@ from wftest.runtime._records import (
 
 _EXECUTION_NAMESPACE = uuid.UUID("5a1e0f3c-8d2b-4c7e-9f61-2b7d4e9a0c11")
 
+#: 9999-12-31T23:59:59Z, the largest protobuf Timestamp. Dapr's SDK records an indefinite
+#: ``wait_for_external_event`` as a timer firing then (plus 999999999 ns), which its sidecar never fires.
+NEVER_SECONDS = 253402300799
+
 
 def new_execution_id(instance_id: str, when: datetime, previous: str | None = None) -> str:
     """A deterministic execution id, so the same virtual-clock run gives byte-identical histories.
@@ -109,6 +113,8 @@ def apply_step(
         elif kind == "createTimer":
             new_history.append(ev.timer_created(now, action))
             fire_at = action.createTimer.fireAt
+            if fire_at.seconds >= NEVER_SECONDS:
+                continue  # a timer at the end of time is recorded but never fires (Dapr's "optional" timers)
             update.messages.append(
                 Message(instance_id, ev.timer_fired(fire_at.ToDatetime(), action.id, fire_at), fire_at.ToDatetime(),
                         execution_id=record.execution_id)

@@ -16,7 +16,8 @@ from pathlib import Path
 from wftest import history as history_files
 from wftest.converter import DEFAULT_CONVERTER, Converter
 from wftest.errors import NonDeterminismError, NotRegisteredError, OrchestrationStateError, WftestError
-from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Executor, Registry
+from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Registry
+from wftest.orchestration._foreign import ExecutorOptions, new_executor
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.testing._timeline import render_timeline
 
@@ -97,10 +98,9 @@ class Replayer:
         if self.registry.get_orchestrator(loaded.orchestrator) is None:
             names = self.registry.orchestrator_names
             return ReplayResult(loaded, NotRegisteredError("orchestrator", loaded.orchestrator, names))
-        executor = Executor(
-            self.registry, loaded.instance_id, converter=self.converter,
-            maximum_timer_interval=self.maximum_timer_interval, strict=self.strict,
-        )
+        executor = new_executor(self.registry, loaded.instance_id, loaded.orchestrator, ExecutorOptions(
+            converter=self.converter, maximum_timer_interval=self.maximum_timer_interval, strict=self.strict,
+        ))
         try:
             executor.execute(loaded.events, [])
         except (NonDeterminismError, OrchestrationStateError) as err:

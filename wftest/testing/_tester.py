@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from wftest import _events as ev
@@ -29,12 +30,12 @@ from wftest.errors import (
     RunLimitError,
     UnexpectedCallError,
 )
-from wftest.hooks import Hooks, TimePatch, default_hooks
+from wftest.hooks import Hooks, default_hooks
 from wftest.orchestration import ActivityContext, Registry
 from wftest.orchestration._registry import Activity, Orchestrator, Registrations
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import ActivityTask, Message, is_terminal
-from wftest.testing._mocks import Call, Mock
+from wftest.testing._mocks import Call, Mock, expectation_report
 from wftest.testing._timeline import render_timeline
 
 if TYPE_CHECKING:
@@ -42,23 +43,42 @@ if TYPE_CHECKING:
 
 Action = Callable[..., Any]
 
+#: the engine's advice in ``describe_waiting`` names client calls; the tester gives its own
+_ENGINE_ADVICE = re.compile(r";\s*(?:raise them|resume it) with client\.\w+\(\)")
 
-def _note(text: str) -> None:
-    """``hypothesis.note`` when running inside a hypothesis test (it is shown for the failing example)."""
+
+def _note(text: Callable[[], str]) -> None:
+    """``hypothesis.note(text())`` when running inside a hypothesis test (shown for the failing example).
+
+    The text is built only when hypothesis keeps it (the final, failing example; or verbose output).
+    """
     import sys
 
     if "hypothesis" not in sys.modules:
         return
-    from hypothesis import note
-    from hypothesis.control import currently_in_test_context
+    from hypothesis import control
 
-    if currently_in_test_context():
-        note(text)
+    if control.currently_in_test_context():
+        should_note = getattr(control, "should_note", None)  # hypothesis >= 6.1xx; else always build it
+        if should_note is None or should_note():
+            control.note(text())
+
+
+def _naive_utc(when: datetime) -> datetime:
+    """Times are naive UTC everywhere in wftest (like orchestration time); aware times are converted."""
+    if when.utcoffset() is not None:
+        return when.astimezone(timezone.utc).replace(tzinfo=None)
+    return when
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of one tester run."""
+    """The outcome of one tester run (or of the run so far, for ``run_until`` and ``result()`` mid-run).
+
+    ``started_at`` is the virtual time the run started; ``finished_at`` the virtual time the root
+    instance reached its final status (COMPLETED, FAILED, TERMINATED), or, while it is still running,
+    the virtual time the run has been driven to. Times are naive UTC.
+    """
 
     instance_id: str
     status: OrchestrationStatus
@@ -115,7 +135,8 @@ class WorkflowTester(Registrations):
             non-deterministic calls from orchestrator code).
         replay_check: replay every final history from scratch after each run (net 2).
         freeze_activity_time: activities see the virtual time through ``datetime.now()``/``time.time()``
-            (freezegun, started once per run and moved with the clock).
+            (freezegun by default). The patch is on only while activity code runs: orchestrator code,
+            callbacks and the test itself read the real clock.
         max_steps: stop a run that processes more work items than this (an endless loop?).
         registry: orchestrators and activities by name (functions register themselves on first use).
 
@@ -139,7 +160,7 @@ class WorkflowTester(Registrations):
         registry: Registry | None = None,
         converter: Converter = DEFAULT_CONVERTER,
     ) -> None:
-        self.start_time = start_time
+        self.start_time = _naive_utc(start_time)
         self.strict = strict
         self.replay_check = replay_check
         self.freeze_activity_time = freeze_activity_time
@@ -155,8 +176,10 @@ class WorkflowTester(Registrations):
         self._engine: Engine | None = None
         self._instance_id: str | None = None
         self._steps = 0
-        self._time_patch: TimePatch | None = None
-        self._patches: contextlib.ExitStack | None = None
+        #: the current run's end was reported (on_run_finished, hooks, replay check): once per run
+        self._finish_reported = False
+        #: while the tester drives a run: where activities get their time patch (None: freezing is off)
+        self._time_hooks: Hooks | None = None
         self._hooks: Hooks | None = None
         #: the result of the most recent run (the pytest plugin reports its timeline on failure)
         self.last_result: RunResult | None = None
@@ -187,10 +210,15 @@ class WorkflowTester(Registrations):
         return list(self._calls.get(name, []))
 
     def assert_expectations(self) -> None:
-        """Fail if a mock was declared but not called, or not as many times as declared."""
-        problems = [p for mocks in self._mocks.values() for m in mocks if (p := m.unmet_expectation())]
-        if problems:
-            raise ExpectationError("mock expectations not met:\n  " + "\n  ".join(problems))
+        """Fail if a mock was not called as declared, across every run of this tester so far.
+
+        A mock without a count must be called at least once, ``.times(n)``/``.once()`` exactly ``n``
+        times, and ``.any_times()`` any number of times (never reported). The error lists each unmet
+        mock with the expected and actual counts and the calls it answered, at their virtual times.
+        """
+        report = expectation_report([m for mocks in self._mocks.values() for m in mocks])
+        if report is not None:
+            raise ExpectationError(report)
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -207,7 +235,7 @@ class WorkflowTester(Registrations):
         ``UnexpectedCallError`` if a mocked activity got an input no mock accepts.
         """
         self.start(orchestrator, input, instance_id=instance_id, schedule=schedule)
-        return self.run_until(lambda: self._is_done())
+        return self.run_until()
 
     def start(self, orchestrator: Orchestrator | str, input: Any = None, *, instance_id: str | None = None,
               schedule: Schedule | None = None) -> str:
@@ -228,6 +256,8 @@ class WorkflowTester(Registrations):
         self._engine = engine
         self._steps = 0
         self._unexpected = []
+        self._finish_reported = False
+        self.last_result = None
         self._callbacks = [(self._when(w), n, a) for w, n, a in self._pending_at]
         self._pending_at = []
         if schedule is not None and schedule.delays_events:
@@ -246,14 +276,28 @@ class WorkflowTester(Registrations):
         self._count(processed)
         return processed > 0
 
-    def run_until(self, until: datetime | timedelta | Callable[[], bool]) -> RunResult:
-        """Run (jumping the clock to each due timer or callback) until a time, or until a condition holds.
+    def run_until(self, until: datetime | timedelta | Callable[[], bool] | None = None) -> RunResult:
+        """Run the started orchestration (jumping the clock to each due timer or callback) and return its result.
 
-        A ``timedelta`` is measured from the start of the run.
+        - ``run_until()``: until the root instance finishes (what ``run()`` does after ``start()``);
+        - ``run_until(timedelta(hours=1))`` / ``run_until(datetime(...))``: until that virtual time (a
+          ``timedelta`` is measured from the start of the run), even if the instance finishes earlier;
+        - ``run_until(lambda: ...)``: until the condition holds or the instance finishes.
+
+        The result's ``finished_at`` is when the instance finished, or, if it still runs, the time the
+        run has reached. Raises ``OrchestrationStalledError`` if the run must go on but nothing can run
+        and nothing is scheduled (the instance waits for something nobody sends).
+
+        Example::
+
+            tester.start(approval_workflow)
+            tester.run_until(timedelta(hours=1))            # the request is sent, the approver thinks
+            tester.raise_event("approval", True)
+            result = tester.run_until()                      # to the end
         """
         engine = self.engine
         clock = self._clock()
-        deadline = None if callable(until) else self._when(until)
+        deadline = None if until is None or callable(until) else self._when(until)
         done: Callable[[], bool] = until if callable(until) else (lambda: False)
         with self._activity_time():
             while True:
@@ -269,20 +313,20 @@ class WorkflowTester(Registrations):
                     self._count(engine.run_until_idle(limit=self._budget()))
                     break
                 if upcoming is None:
-                    raise OrchestrationStalledError(
-                        f"the run is stuck: nothing is runnable and no timer is pending; "
-                        f"{engine.describe_waiting(self.instance_id)}\n\n{render_timeline(engine.history(self.instance_id))}"
-                    )
+                    self.result()  # so last_result (the pytest failure report) shows this run
+                    raise OrchestrationStalledError(self._stall_message())
                 clock.jump_to(max(upcoming, clock.now()))
         result = self.result()
         if self._schedule is not None:
-            _note(f"schedule: {self._schedule!r}\n{self._schedule.timeline()}")
+            schedule = self._schedule
+            _note(lambda: f"schedule: {schedule!r}\n{schedule.timeline()}")
         details = result.failure_details
         if details is not None and details.error_type == "wftest.errors.NonDeterministicCallError":
             raise NonDeterministicCallError(f"{details.message}\n\n{result.timeline()}")
         if self._unexpected:
             raise UnexpectedCallError("\n".join(self._unexpected) + "\n\n" + result.timeline())
-        if self._is_done():
+        if self._is_done() and not self._finish_reported:
+            self._finish_reported = True
             for callback in self.on_run_finished:
                 callback(result)
             if self._hooks is not None:
@@ -305,7 +349,8 @@ class WorkflowTester(Registrations):
             custom_status=state.custom_status,
             history=engine.history(self.instance_id),
             started_at=self.start_time,
-            finished_at=engine.clock.now(),
+            finished_at=state.completed_at if state.runtime_status.is_terminal and state.completed_at
+            else engine.clock.now(),
             steps=self._steps,
             engine=engine,
         )
@@ -407,7 +452,42 @@ class WorkflowTester(Registrations):
         return clock
 
     def _when(self, when: datetime | timedelta) -> datetime:
-        return self.start_time + when if isinstance(when, timedelta) else when
+        return self.start_time + when if isinstance(when, timedelta) else _naive_utc(when)
+
+    def _stall_message(self) -> str:
+        """What each unfinished instance waits for, and how to send it from the test, then the timeline."""
+        engine = self.engine
+        now = engine.clock.now()
+        lines = [
+            f"the run is stuck at {now:%Y-%m-%d %H:%M:%S} (+{now - self.start_time}): nothing can run, and no timer "
+            "or at() callback is due"
+        ]
+        hints: list[tuple[str, str, str]] = []  # (what to do, as an at() action, as a direct call)
+        for state in engine.client.get_all_orchestration_states():
+            if state.runtime_status.is_terminal:
+                continue
+            iid = state.instance_id
+            waiting = _ENGINE_ADVICE.sub("", engine.describe_waiting(iid))
+            lines.append(f"  instance {iid!r} ({state.name}): {waiting}")
+            if state.runtime_status == OrchestrationStatus.SUSPENDED:
+                target = "" if iid == self.instance_id else f"instance_id={iid!r}"
+                hints.append((f"resume {iid!r}", f"t.resume({target})", f"tester.resume({target})"))
+            elif "external event" in waiting:
+                target = "" if iid == self.instance_id else f", instance_id={iid!r}"
+                for name in re.findall(r"'([^']*)'", waiting.partition("external event")[2]):
+                    call = f"raise_event({name!r}, data{target})"
+                    hints.append((f"raise {name!r}", f"t.{call}", f"tester.{call}"))
+        if hints:
+            for what, action, call in dict.fromkeys(hints):
+                lines += [
+                    f"To go on, {what} from the test:",
+                    f"  - before run():  tester.at(timedelta(...), lambda t: {action})",
+                    f"  - mid-run:       tester.start(...); tester.run_until(<time>); {call}; tester.run_until()",
+                ]
+        else:
+            lines.append("To go on, send what it waits for from the test: tester.at(when, action) before run(), or "
+                         "tester.raise_event() / tester.resume() between run_until() calls")
+        return "\n".join(lines) + "\n\n" + render_timeline(engine.history(self.instance_id))
 
     def _is_done(self) -> bool:
         record = self.engine.backend.get_instance(self.instance_id)
@@ -439,22 +519,31 @@ class WorkflowTester(Registrations):
 
     @contextlib.contextmanager
     def _activity_time(self) -> Iterator[None]:
-        # Starting a time patch is slow (freezegun scans every loaded module: milliseconds) and moving
-        # it is fast (microseconds), so it is started at most once per drive, when the first real
-        # (unmocked) activity runs, moved before each later one, and stopped when the drive ends.
-        with contextlib.ExitStack() as patches:
-            self._patches = patches if self.freeze_activity_time else None
-            try:
-                yield
-            finally:
-                self._patches = None
-                self._time_patch = None
+        # The wall clock reads the virtual time only while an activity runs (``_run_activity``), never while
+        # orchestrator code, callbacks or the test run. A drive decides once where the patch comes from.
+        previous = self._time_hooks
+        self._time_hooks = (self._hooks or default_hooks()) if self.freeze_activity_time else None
+        try:
+            yield
+        finally:
+            self._time_hooks = previous
 
-    def _patch_activity_time(self, now: datetime) -> None:
-        if self._time_patch is not None:
-            self._time_patch.move_to(now)
-        elif self._patches is not None:
-            self._time_patch = self._patches.enter_context((self._hooks or default_hooks()).time_patch(now))
+    def _run_activity(self, task: ActivityTask) -> tuple[pb.HistoryEvent, timedelta | None] | None:
+        """Run a real activity with the wall clock patched to the virtual time (None: the worker runs it).
+
+        Starting and stopping the patch around each activity costs microseconds (the freezegun plugin
+        installs its patches once per process and leaves them dormant between activities).
+        """
+        hooks = self._time_hooks
+        if hooks is None:
+            return None
+        engine = self.engine
+        patch = hooks.start_time_patch(engine.clock.now())
+        try:
+            return engine.worker.execute_activity(task), None
+        finally:
+            if patch is not None:
+                patch.stop()
 
     def _record(self, name: str, value: Any, task_id: int, instance_id: str, mocked: bool) -> Call:
         call = Call(name, value, self.engine.clock.now(), instance_id, task_id, mocked)
@@ -468,15 +557,14 @@ class WorkflowTester(Registrations):
         value = self.converter.deserialize(task.input)
         if not mocks:
             self._record(task.name, value, task.task_id, task.instance_id, mocked=False)
-            self._patch_activity_time(now)
-            return None
+            return self._run_activity(task)
         mock = next((m for m in mocks if m.accepts(value)), None)
         call = self._record(task.name, value, task.task_id, task.instance_id, mocked=True)
         if mock is None:
             message = (
                 f"activity {task.name!r} was called with input {value!r} (instance {task.instance_id!r}, task "
                 f"#{task.task_id}) but no declared mock accepts it; declared mocks:\n    "
-                + "\n    ".join(m.describe() for m in mocks)
+                + "\n    ".join(m.describe_calls() for m in mocks)
             )
             self._unexpected.append(message)
             failure = FailureDetails(message=message, error_type="wftest.errors.UnexpectedCallError")
@@ -507,7 +595,7 @@ class WorkflowTester(Registrations):
         if mock is None:
             text = (
                 f"sub-orchestrator {started.name!r} was called with input {value!r} (from {parent_id!r}) but no "
-                "declared mock accepts it; declared mocks:\n    " + "\n    ".join(m.describe() for m in mocks)
+                "declared mock accepts it; declared mocks:\n    " + "\n    ".join(m.describe_calls() for m in mocks)
             )
             self._unexpected.append(text)
             result = ev.sub_orchestration_failed(

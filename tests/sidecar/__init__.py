@@ -1,0 +1,1 @@
+"""The gRPC sidecar: durabletask SDK clients and workers against wftest serve."""
