@@ -48,12 +48,15 @@ from wftest.errors import InstanceNotFoundError as InstanceNotFoundError
 from wftest.errors import LockLostError as LockLostError
 from wftest.errors import NonDeterminismError as NonDeterminismError
 from wftest.errors import NonDeterministicCallError as NonDeterministicCallError
+from wftest.errors import NonRetryableError as NonRetryableError
 from wftest.errors import NotRegisteredError as NotRegisteredError
+from wftest.errors import OrchestrationCancelledError as OrchestrationCancelledError
 from wftest.errors import OrchestrationFailedError as OrchestrationFailedError
 from wftest.errors import OrchestrationStalledError as OrchestrationStalledError
 from wftest.errors import OrchestrationStateError as OrchestrationStateError
 from wftest.errors import OrchestrationTerminatedError as OrchestrationTerminatedError
 from wftest.errors import RunLimitError as RunLimitError
+from wftest.errors import TaskCancelledError as TaskCancelledError
 from wftest.errors import TaskFailedError as TaskFailedError
 from wftest.errors import TaskTimeoutError as TaskTimeoutError
 from wftest.errors import UnexpectedCallError as UnexpectedCallError
@@ -71,8 +74,11 @@ from wftest.orchestration import Registry as Registry
 from wftest.orchestration import RetryPolicy as RetryPolicy
 from wftest.orchestration import Task as Task
 from wftest.orchestration import TimerTask as TimerTask
+from wftest.orchestration import activity_logger as activity_logger
 from wftest.orchestration import when_all as when_all
 from wftest.orchestration import when_any as when_any
+from wftest.orchestration import workflow_logger as workflow_logger
+from wftest.propagation import ContextVarPropagator as ContextVarPropagator
 from wftest.testing import ANY as ANY
 from wftest.testing import ActivityTester as ActivityTester
 from wftest.testing import Call as Call
@@ -97,6 +103,7 @@ __all__ = [
     "CancellableTask",
     "Clock",
     "CompletableTask",
+    "ContextVarPropagator",
     "Converter",
     "CrashAfterActivity",
     "CrashDuringStep",
@@ -120,7 +127,9 @@ __all__ = [
     "NonDeterminismError",
     "NonDeterminismWarning",
     "NonDeterministicCallError",
+    "NonRetryableError",
     "NotRegisteredError",
+    "OrchestrationCancelledError",
     "OrchestrationContext",
     "OrchestrationExecutor",
     "OrchestrationFailedError",
@@ -141,6 +150,7 @@ __all__ = [
     "SqliteBackend",
     "SystemClock",
     "Task",
+    "TaskCancelledError",
     "TaskFailedError",
     "TaskHubClient",
     "TaskTimeoutError",
@@ -151,8 +161,10 @@ __all__ = [
     "WaitTimeoutError",
     "WftestError",
     "WorkflowTester",
+    "activity_logger",
     "history",
     "render_timeline",
     "when_all",
     "when_any",
+    "workflow_logger",
 ]

@@ -266,7 +266,8 @@ def create_timer_action(action_id: int, fire_at: datetime) -> pb.OrchestratorAct
 
 
 def create_sub_orchestration_action(
-    action_id: int, name: str, instance_id: str, encoded_input: str | None, version: str | None = None
+    action_id: int, name: str, instance_id: str, encoded_input: str | None, version: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> pb.OrchestratorAction:
     """Ask for a sub-orchestration."""
     action = pb.OrchestratorAction(id=action_id)
@@ -277,6 +278,8 @@ def create_sub_orchestration_action(
         create.input.value = encoded_input
     if version is not None:
         create.version.value = version
+    if tags:
+        create.tags.update(tags)
     return action
 
 

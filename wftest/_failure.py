@@ -49,14 +49,22 @@ class FailureDetails:
     def is_caused_by(self, error_type: str | type[BaseException]) -> bool:
         """Whether this failure (or any inner failure) was raised as ``error_type``.
 
-        A class matches its subclasses that are imported in this process; a string matches the
-        qualified name, or the bare class name when either side is unqualified::
+        The chain of causes (``inner_failure``, from ``raise ... from err`` or an exception raised while
+        handling another) is walked to its end. A class matches its subclasses that are imported in this
+        process; a string matches the qualified name, or the bare class name when either side is
+        unqualified, and also the subclasses of the class it names when that class's module is already
+        imported (wftest never imports a module by name)::
 
-            err.details.is_caused_by(ValueError)
+            err.details.is_caused_by(ValueError)                   # a LookupError would not match, a subclass would
             err.details.is_caused_by("myapp.errors.OutOfStock")
+
+        The types are compared by name, so failures read back from a saved history match too.
         """
         if isinstance(error_type, str):
             names = {error_type}
+            loaded = _loaded_class(error_type)
+            if loaded is not None:
+                names.update(qualified_name(c) for c in _with_subclasses(loaded))
         elif isinstance(error_type, type) and issubclass(error_type, BaseException):
             names = {qualified_name(c) for c in _with_subclasses(error_type)}
         else:
@@ -100,8 +108,12 @@ class FailureDetails:
 
 
 def _from_exception(error: BaseException, seen: set[int]) -> FailureDetails:
+    # The chain ends at a cycle, after _MAX_INNER_DEPTH failures (as durabletask-python bounds it), at a
+    # cause that is not an Exception, and where ``raise ... from None`` suppressed the context.
     seen.add(id(error))
-    cause = error.__cause__ or error.__context__
+    cause = error.__cause__
+    if cause is None and not error.__suppress_context__:
+        cause = error.__context__
     inner = None
     if isinstance(cause, Exception) and id(cause) not in seen and len(seen) < _MAX_INNER_DEPTH:
         inner = _from_exception(cause, seen)
@@ -125,6 +137,27 @@ def _with_subclasses(cls: type) -> list[type]:
         found.append(candidate)
         stack.extend(candidate.__subclasses__())
     return found
+
+
+def _loaded_class(name: str) -> type[BaseException] | None:
+    """The exception class called ``module.QualName`` if its module is already imported, else None."""
+    import sys
+
+    # the module is the longest prefix that is a loaded module: "a.b.C.D" tries "a.b.C", then "a.b", then "a"
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is None:
+            continue
+        target: object = module
+        for attribute in parts[cut:]:
+            target = getattr(target, attribute, None)
+            if target is None:
+                return None
+        if isinstance(target, type) and issubclass(target, BaseException):
+            return target
+        return None
+    return None
 
 
 def _names_match(stored: str, wanted: str) -> bool:

@@ -124,7 +124,7 @@ class FrozenTime:
     # -- switching -----------------------------------------------------------------------------------
 
     def _switch_on(self) -> None:
-        changed = []
+        changed: list[tuple[dict[str, Any], str, Any]] = []
         append = changed.append
         for namespace, attribute, real, fake in self._targets:
             if namespace.get(attribute, _MISSING) is real:

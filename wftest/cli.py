@@ -11,6 +11,7 @@ Commands:
   ps --db FILE              list the instances in a database
   show --db FILE ID...      print the timeline of instances in a database
   raise-event | terminate | suspend | resume | purge --db FILE ID ...   manage instances in a database
+  purge --db FILE [--created-before T] [--status S] ...   purge every finished instance matching the filters
   lint PATH...              report non-deterministic code in orchestrators; exit 1 on findings
   serve [--port N] [--db FILE | --memory] [--virtual-clock]   serve durabletask's gRPC sidecar API (SDKs connect)
   ui --db FILE [--port N]   serve the read-only diagnostics page (instances, timelines) over a database
@@ -95,7 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        ("purge", "purge a completed instance")):
         command = commands.add_parser(verb, help=text + " in a database")
         command.add_argument("--db", type=Path, required=True)
-        command.add_argument("instance_id", metavar="ID")
+        command.add_argument("instance_id", metavar="ID", nargs="?" if verb == "purge" else None)
         if verb == "raise-event":
             command.add_argument("name")
             command.add_argument("--data", default=None, help="the payload, as JSON")
@@ -103,6 +104,15 @@ def _build_parser() -> argparse.ArgumentParser:
             command.add_argument("--output", default=None, help="the output, as JSON")
         if verb in ("terminate", "purge"):
             command.add_argument("--no-recursive", action="store_true", help="leave sub-orchestrations alone")
+        if verb == "purge":  # without ID: every finished instance matching the filters (at least one)
+            for flag, what in (("--created-before", "created before"), ("--created-after", "created after"),
+                               ("--completed-before", "finished before")):
+                command.add_argument(flag, type=_iso_time, default=None, metavar="TIME",
+                                     help=f"only instances {what} TIME (ISO 8601, UTC unless an offset is given)")
+            command.add_argument("--status", action="append", default=None, metavar="STATUS",
+                                 help="only instances with this final status (repeatable): COMPLETED, FAILED, "
+                                 "TERMINATED")
+            command.add_argument("--name", default=None, help="only instances of this orchestrator")
     lint = commands.add_parser("lint", help="report non-deterministic code in orchestrators (exit 1 on findings)")
     lint.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".py files or folders (searched recursively)")
     lint.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
@@ -201,6 +211,21 @@ def _manage(args: argparse.Namespace) -> int:
     import json
 
     client = _open_db(args.db).client
+    if args.command == "purge":
+        filters: dict[str, Any] = {"created_before": args.created_before, "created_after": args.created_after,
+                                   "completed_before": args.completed_before, "statuses": args.status,
+                                   "name": args.name}
+        if args.instance_id is not None and any(value is not None for value in filters.values()):
+            raise ValueError("give an instance ID or filters, not both")
+    if args.command == "purge" and args.instance_id is None:
+        if all(value is None for value in filters.values()):
+            raise ValueError("give an instance ID, or filters (--created-before, --created-after, --completed-before, "
+                             "--status, --name) that select the finished instances to purge")
+        if args.status:
+            filters["statuses"] = [status.upper() for status in args.status]
+        deleted = client.purge_orchestrations(recursive=not args.no_recursive, **filters)
+        print(f"purged {deleted.deleted_instance_count} instance(s)")
+        return 0
     if client.get_orchestration_state(args.instance_id) is None:
         raise ValueError(f"no instance {args.instance_id!r} in {args.db}")
     if args.command == "raise-event":
@@ -219,6 +244,17 @@ def _manage(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.command}: queued for {args.instance_id!r} (a worker on {args.db} applies it)")
     return 0
+
+
+def _iso_time(text: str) -> Any:
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)") from None
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.utcoffset() is not None else when
 
 
 def _histories(path: Path, instance: str | None) -> list[object]:

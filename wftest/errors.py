@@ -6,6 +6,9 @@ keep working)::
     WftestError
     ├── TaskFailedError                  an activity / sub-orchestration failed; raised at the ``yield``
     │   └── TaskTimeoutError (TimeoutError)   a wait with a timeout ran out of time
+    ├── OrchestrationCancelledError      the instance was cancelled (``cancel_orchestration``); raised at the ``yield``
+    ├── TaskCancelledError               the orchestrator cancelled this task itself (``task.cancel()``)
+    ├── NonRetryableError                raised by your code: retry policies stop at once (go-workflows' PermanentError)
     ├── NonDeterminismError (RuntimeError)    replay did not reproduce the history
     ├── NonDeterministicCallError (RuntimeError)  strict mode: orchestrator code called the wall clock, ...
     ├── OrchestrationStateError (RuntimeError)     malformed history or misuse of the executor
@@ -56,9 +59,73 @@ class TaskFailedError(WftestError):
         super().__init__(message)
         self.details = details
 
+    @property
+    def is_non_retriable(self) -> bool:
+        """True if the failure was non-retriable; an orchestrator that lets this error escape fails the same way,
+        so a parent's retry policy does not retry it either."""
+        return self.details.is_non_retriable
+
+
+class NonRetryableError(WftestError):
+    """An error that retry policies do not retry (go-workflows' ``PermanentError``, Temporal's non-retryable).
+
+    Raise it, or a subclass, from an activity (or an orchestrator run as a sub-orchestration): the failure is
+    recorded with ``isNonRetriable`` and a :class:`~wftest.RetryPolicy` stops at once. Any exception whose
+    class has ``is_non_retriable = True`` behaves the same. Chain the original error to keep it in the
+    failure details::
+
+        def charge(ctx, order):
+            try:
+                return gateway.charge(order)
+            except CardDeclined as err:
+                raise NonRetryableError(f"card declined for order {order['id']}") from err
+
+    The orchestrator sees a ``TaskFailedError`` whose ``details.is_non_retriable`` is True and whose
+    ``details.is_caused_by(CardDeclined)`` is True.
+
+    .. versionadded:: 0.1
+    """
+
+    is_non_retriable = True
+
 
 class TaskTimeoutError(TaskFailedError, TimeoutError):
     """A ``wait_for_external_event(..., timeout=...)`` ran out of (orchestration) time."""
+
+
+class OrchestrationCancelledError(WftestError):
+    """The instance was cancelled (``client.cancel_orchestration``, ``tester.cancel()``): cooperative cancellation.
+
+    Raised at the ``yield`` (or ``await``) the orchestrator was waiting on when the cancel arrived, and by
+    every later wait and every new activity, timer, sub-orchestration or event wait, except inside
+    ``with ctx.disconnected():``, where cleanup runs normally. An orchestrator that catches it and returns
+    completes normally; one that lets it escape ends FAILED with this error type::
+
+        try:
+            yield ctx.call_activity(ship, input=order)
+        except OrchestrationCancelledError as err:
+            with ctx.disconnected():
+                yield ctx.call_activity(release_stock, input=order)
+            return {"status": "cancelled", "reason": err.reason}
+
+    Attributes: ``instance_id``, ``reason`` (the text given to ``cancel_orchestration``, or None).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str, *, instance_id: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.reason = reason
+
+
+class TaskCancelledError(WftestError):
+    """The orchestrator cancelled this timer or event wait itself (``task.cancel()``) and then waited on it.
+
+    durabletask-python's name (``durabletask.task.TaskCancelledError``), so ported code catches it unchanged.
+
+    .. versionadded:: 0.1
+    """
 
 
 class NonDeterminismError(WftestError, RuntimeError):

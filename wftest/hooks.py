@@ -25,7 +25,8 @@ plugin that yours can override.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -129,6 +130,32 @@ class HookSpecs:
         Report here what must be reported once (spans, metrics, audit lines): replays, crashed steps and
         lost locks never get here. Steps that changed nothing (work for a finished instance, duplicates)
         are committed too, with an empty ``update.new_history``.
+        """
+
+    # -- request-scoped context (tenant, user, request id) carried in the events' tags -------------------
+    # inject writes the current values into tags where work leaves the current code; extract makes the values
+    # of tags current while code runs. The tags are stored in history, so a replay sees the values recorded.
+    # wftest.propagation.ContextVarPropagator implements both for a contextvars.ContextVar.
+
+    @_hookspec
+    def wftest_inject_context(self, tags: dict[str, str]) -> None:
+        """Write the request-scoped values of the current context into ``tags`` (strings only).
+
+        Called by the client as it creates an instance (``tags`` become its ``ExecutionStarted.tags``; tags
+        given to ``schedule_new_orchestration(tags=...)`` win on a clash), and by orchestrator code as it
+        schedules an activity (``TaskScheduled.tags``) or a sub-orchestration
+        (``SubOrchestrationInstanceCreated.tags`` and the child's ``ExecutionStarted.tags``); there the current
+        context is the one :meth:`wftest_extract_context` made from the orchestration's own tags. Tags given
+        to ``call_activity(tags=...)`` win on a clash. Not called while orchestrator code replays history.
+        """
+
+    @_hookspec
+    def wftest_extract_context(self, tags: Mapping[str, str]) -> AbstractContextManager[object] | None:
+        """A context manager that makes the values in ``tags`` current while code runs (or None: nothing to do).
+
+        Entered around every run of orchestrator code (``tags`` are the execution's ``ExecutionStarted.tags``,
+        the same on every replay) and around every activity call, mocked ones included (the ``TaskScheduled``
+        tags). Every plugin's manager is entered, in registration order.
         """
 
     @_hookspec(firstresult=True)
@@ -315,6 +342,44 @@ class Hooks:
         """Call ``wftest_step_committed``."""
         if "wftest_step_committed" in self._active:
             self._pm.hook.wftest_step_committed(instance_id=instance_id, update=update)
+
+    @property
+    def propagates_context(self) -> bool:
+        """True if a plugin implements ``wftest_inject_context`` or ``wftest_extract_context``."""
+        return "wftest_inject_context" in self._active or "wftest_extract_context" in self._active
+
+    def inject_context(self, tags: dict[str, str]) -> dict[str, str]:
+        """Call ``wftest_inject_context`` on ``tags``; returns ``tags``."""
+        if "wftest_inject_context" in self._active:
+            self._pm.hook.wftest_inject_context(tags=tags)
+            for key, value in tags.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise TypeError(
+                        f"wftest_inject_context: tags hold strings only, got {key!r}: {value!r} "
+                        f"({type(value).__qualname__}); serialize the value first"
+                    )
+        return tags
+
+    def extract_context(self, tags: Mapping[str, str]) -> AbstractContextManager[object]:
+        """Call ``wftest_extract_context``: one context manager that enters every plugin's, in order."""
+        if "wftest_extract_context" not in self._active:
+            return contextlib.nullcontext()
+        # pluggy calls the last registered plugin first; enter them in registration order
+        results: list[AbstractContextManager[object] | None] = self._pm.hook.wftest_extract_context(tags=tags)
+        managers = [m for m in reversed(results) if m is not None]
+        if not managers:
+            return contextlib.nullcontext()
+        if len(managers) == 1:
+            return managers[0]
+
+        @contextlib.contextmanager
+        def entered() -> Iterator[None]:
+            with contextlib.ExitStack() as stack:
+                for manager in managers:
+                    stack.enter_context(manager)
+                yield
+
+        return entered()
 
     def start_time_patch(self, now: datetime) -> TimePatch | None:
         """Call ``wftest_start_time_patch``: a running patch of the wall clock at ``now``, or None.

@@ -173,11 +173,3 @@ def test_a_time_patch_implementation_may_ignore_the_time() -> None:
     with hooks.time_patch(dt.datetime(2024, 1, 1)) as patch:
         assert patch is None
 
-
-def test_mocked_activities_need_no_time_patch() -> None:
-    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
-        return (yield ctx.call_activity(wall_clock))
-
-    tester = WorkflowTester()
-    tester.on_activity(wall_clock).calls(lambda ctx, _: dt.datetime.now().year)
-    assert tester.run(wf).output == REAL_YEAR

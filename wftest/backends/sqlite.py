@@ -6,13 +6,23 @@ SIGKILL) leaves the file consistent. Work items are locked with an owner and an 
 dies loses its locks when they expire; completing with a lost lock raises ``LockLostError`` and writes
 nothing. Times are stored as integer microseconds since the epoch (UTC).
 
-Schema: ``wftest_schema`` holds the version; it is created on first use and migrated forward; a file
-written by a newer wftest, another application's database, or a file that is not a database fails at
-open with ``BackendError`` naming the file and what is wrong.
+Schema: ``wftest_schema`` holds the version; it is created on first use and migrated forward (each step
+in its own transaction, so a file is always at one version); a file written by a newer wftest, another
+application's database, or a file that is not a database fails at open with ``BackendError`` naming the
+file and what is wrong. Versions: 1, the first; 2 adds ``activities.tags`` (the ``TaskScheduled`` tags an
+activity's context is extracted from) and an index on ``instances.completed_at`` (retention).
+
+Retention (go-workflows' AutoExpiration): with ``retention=timedelta(...)`` a finished instance (COMPLETED,
+FAILED, TERMINATED) is deleted, with its history, once ``retention`` has passed since it finished. The
+backend deletes expired instances itself, when a worker looks for work (``fetch_orchestration_work_item``,
+``ready_instances``) at a time past their expiry, so with a virtual clock expiry happens exactly when the
+clock passes it (it never moves the clock by itself).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
 import time
@@ -31,9 +41,11 @@ from wftest.errors import (
     LockLostError,
 )
 from wftest.protos import orchestrator_service_pb2 as pb
-from wftest.runtime import ActivityTask, InstanceRecord, Message, StepUpdate, is_terminal
+from wftest.runtime import TERMINAL_STATUSES, ActivityTask, InstanceRecord, Message, StepUpdate, is_terminal
 
-SCHEMA_VERSION = 1
+logger = logging.getLogger("wftest.backends.sqlite")
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE wftest_schema (version INTEGER NOT NULL);
@@ -60,6 +72,7 @@ CREATE TABLE instances (
     abandon_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX instances_created ON instances (created_at, instance_id);
+CREATE INDEX instances_completed ON instances (completed_at);
 CREATE TABLE history (
     instance_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -86,9 +99,18 @@ CREATE TABLE activities (
     input TEXT,
     scheduled_at INTEGER NOT NULL,
     owner TEXT,
-    locked_until INTEGER
+    locked_until INTEGER,
+    tags TEXT
 );
 """
+#: the statements that take a file from the version before to the version given (each in one transaction)
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE activities ADD COLUMN tags TEXT",
+        "CREATE INDEX IF NOT EXISTS instances_completed ON instances (completed_at)",
+    ),
+}
+_TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 _TABLES = {"wftest_schema", "instances", "history", "inbox", "activities"}
 _EPOCH = datetime(1970, 1, 1)
 
@@ -120,12 +142,24 @@ def _starts(event: pb.HistoryEvent) -> bool:
 class SqliteBackend(Backend):
     """Instances, histories and queues in a sqlite file (or ``":memory:"``); method docs are on ``Backend``.
 
+    Args:
+        path: the database file (created if missing), or ``":memory:"``.
+        busy_timeout: seconds to wait for another process's transaction.
+        retention: delete finished instances this long after they finished (see the module docstring);
+            None (the default) keeps them until purged.
+
     Example::
 
-        engine = Engine(backend=SqliteBackend("workflows.db"), clock=SystemClock())
+        engine = Engine(backend=SqliteBackend("workflows.db", retention=timedelta(days=7)), clock=SystemClock())
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path = ":memory:", *, busy_timeout: float = 30.0,
+                 retention: timedelta | None = None) -> None:
+        if retention is not None and (not isinstance(retention, timedelta) or retention <= timedelta(0)):
+            raise ValueError(f"retention must be a positive timedelta or None, got {retention!r}")
+        self.retention = retention
+        #: no instance expires before this (the next sweep); datetime.min: not known yet
+        self._next_expiry_check = datetime.min
         self.path = str(path)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -166,7 +200,15 @@ class SqliteBackend(Backend):
         missing = _TABLES - tables
         if missing:
             raise BackendError(f"{self.path}: tables {', '.join(sorted(missing))} are missing; the file is damaged")
-        # (version < SCHEMA_VERSION: migrations go here, in order, each in its own transaction)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction() as tx:
+                current = tx.execute("SELECT MAX(version) FROM wftest_schema").fetchone()[0]
+                if current >= target:
+                    continue  # another process migrated the file meanwhile
+                for statement in _MIGRATIONS[target]:
+                    tx.execute(statement)
+                tx.execute("UPDATE wftest_schema SET version = ?", (target,))
+            logger.info("%s: migrated the database schema from version %d to %d", self.path, target - 1, target)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -310,6 +352,39 @@ class SqliteBackend(Backend):
             token = f"{last.created_at.isoformat()}|{last.instance_id}"
         return records, token
 
+    def purge_expired(self, now: datetime) -> int:
+        """Delete the finished instances whose ``retention`` ran out at ``now``; returns how many.
+
+        Called by the backend itself as workers look for work; call it to expire instances at a given time.
+        Instances locked by a worker are left for a later sweep. Does nothing without ``retention``.
+        """
+        if self.retention is None:
+            return 0
+        at = cast(int, _us(now))
+        statuses = ", ".join("?" for _ in _TERMINAL)
+        with self._transaction() as tx:
+            expired = [row[0] for row in tx.execute(
+                f"SELECT instance_id FROM instances WHERE status IN ({statuses}) AND completed_at <= ? "
+                "AND (owner IS NULL OR locked_until <= ?)", (*_TERMINAL, _us(now - self.retention), at),
+            ).fetchall()]
+            for instance_id in expired:
+                self._drop(tx, instance_id)
+            oldest = tx.execute(
+                f"SELECT MIN(completed_at) FROM instances WHERE status IN ({statuses})", _TERMINAL,
+            ).fetchone()[0]
+        # Whatever finishes from now on (in any process) expires at now + retention or later.
+        next_check = now + self.retention
+        if oldest is not None:
+            next_check = min(next_check, cast(datetime, _dt(oldest)) + self.retention)
+        self._next_expiry_check = max(next_check, now + timedelta(microseconds=1))  # (locked ones: a later sweep)
+        if expired:
+            logger.debug("%s: %d finished instance(s) expired (retention %s)", self.path, len(expired), self.retention)
+        return len(expired)
+
+    def _expire(self, now: datetime) -> None:
+        if self.retention is not None and now >= self._next_expiry_check:
+            self.purge_expired(now)
+
     def purge_instance(self, instance_id: str) -> None:
         with self._transaction() as tx:
             record = self._load_record(tx, instance_id)
@@ -334,12 +409,14 @@ class SqliteBackend(Backend):
         return [r[0] for r in rows]
 
     def ready_instances(self, now: datetime) -> list[str]:
+        self._expire(now)
         with self._lock:
             return self._ready_ids(self._db, cast(int, _us(now)), None)
 
     def fetch_orchestration_work_item(
         self, owner: str, now: datetime, lock_for: timedelta, *, instance_id: str | None = None
     ) -> OrchestrationWorkItem | None:
+        self._expire(now)
         at = cast(int, _us(now))
         with self._transaction() as tx:
             ready = self._ready_ids(tx, at, None if instance_id is not None else 1)
@@ -403,9 +480,10 @@ class SqliteBackend(Backend):
                 "WHERE instance_id = ?", [*self._record_values(record)[1:], item.instance_id],
             )
             tx.executemany(
-                "INSERT INTO activities (instance_id, execution_id, task_id, name, input, scheduled_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(a.instance_id, a.execution_id, a.task_id, a.name, a.input, _us(a.scheduled_at))
+                "INSERT INTO activities (instance_id, execution_id, task_id, name, input, scheduled_at, tags) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(a.instance_id, a.execution_id, a.task_id, a.name, a.input, _us(a.scheduled_at),
+                  json.dumps(dict(a.tags), sort_keys=True) if a.tags else None)
                  for a in update.activities],
             )
             for message in update.messages:
@@ -459,14 +537,15 @@ class SqliteBackend(Backend):
         at = cast(int, _us(now))
         with self._transaction() as tx:
             row = tx.execute(
-                "SELECT id, instance_id, execution_id, task_id, name, input, scheduled_at FROM activities "
+                "SELECT id, instance_id, execution_id, task_id, name, input, scheduled_at, tags FROM activities "
                 "WHERE owner IS NULL OR locked_until <= ? ORDER BY id LIMIT 1", (at,),
             ).fetchone()
             if row is None:
                 return None
             until = now + lock_for
             tx.execute("UPDATE activities SET owner = ?, locked_until = ? WHERE id = ?", (owner, _us(until), row[0]))
-        task = ActivityTask(row[1], row[2], row[3], row[4], row[5], cast(datetime, _dt(row[6])))
+        task = ActivityTask(row[1], row[2], row[3], row[4], row[5], cast(datetime, _dt(row[6])),
+                            json.loads(row[7]) if row[7] else {})
         return ActivityWorkItem(task=task, owner=owner, locked_until=until, token=row[0])
 
     def _check_activity_lock(self, tx: sqlite3.Connection, item: ActivityWorkItem) -> None:

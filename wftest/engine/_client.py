@@ -18,8 +18,16 @@ from wftest._status import OrchestrationStatus
 from wftest.backends import IdReusePolicy, InstanceQuery
 from wftest.converter import Converter
 from wftest.errors import InstanceNotCompletedError, InstanceNotFoundError, OrchestrationFailedError
+from wftest.orchestration._cancel import CANCEL_EVENT, encode_cancel
 from wftest.orchestration._registry import Orchestrator
-from wftest.runtime import PENDING, InstanceRecord, created_children, is_terminal, new_execution_id
+from wftest.runtime import (
+    PENDING,
+    TERMINAL_STATUSES,
+    InstanceRecord,
+    created_children,
+    is_terminal,
+    new_execution_id,
+)
 
 if TYPE_CHECKING:
     from wftest.engine._engine import Engine
@@ -163,6 +171,10 @@ class TaskHubClient:
         now = engine.clock.now()
         encoded = engine.converter.serialize(input)
         start_at = ev_naive(start_at)
+        hooks = engine._hooks
+        if hooks is not None and hooks.propagates_context:
+            # the caller's request-scoped values (wftest_inject_context); tags given here win on a clash
+            tags = {**hooks.inject_context({}), **(tags or {})}
         # a replaced instance must get a new execution id even in the same instant, so that results
         # still addressed to the old execution are dropped rather than delivered to the new one
         existing = engine.backend.get_instance(iid)
@@ -267,6 +279,39 @@ class TaskHubClient:
         event = ev.execution_terminated(engine.clock.now(), engine.converter.serialize(output), recursive)
         engine.backend.add_event(instance_id, event)
 
+    def cancel_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Ask an instance to stop, cooperatively (go-workflows' ``CancelWorkflowInstance``); see docs/cancellation.md.
+
+        Unlike terminate, the orchestrator keeps running: the wait it is in raises
+        ``OrchestrationCancelledError``, and so do new activity, timer, sub-orchestration and event-wait calls,
+        except inside ``with ctx.disconnected():`` where cleanup runs normally. Activities already running
+        finish and their results are delivered; running sub-orchestrations are cancelled too (recursively).
+        The instance ends COMPLETED if the code catches the error and returns, FAILED (error type
+        ``wftest.errors.OrchestrationCancelledError``) if it lets it escape.
+
+        The request is an ``EventRaised`` named ``wftest.cancel`` with data ``{"reason": reason}``, recorded in
+        the history like any event (held while the instance is suspended). Cancelling an instance that has
+        already finished does nothing; a second cancel is ignored. Raises ``InstanceNotFoundError`` for an
+        unknown id.
+
+        Example::
+
+            client.cancel_orchestration(iid, reason="the customer changed their mind")
+            state = client.wait_for_orchestration_completion(iid)
+        """
+        engine = self._engine
+        record = engine.backend.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(
+                instance_id, f"cannot cancel orchestration instance {instance_id!r}: no instance has this id"
+            )
+        if is_terminal(record.status):
+            return  # nothing left to cancel
+        event = ev.event_raised(engine.clock.now(), CANCEL_EVENT, encode_cancel(reason))
+        engine.backend.add_event(instance_id, event)
+        if engine.scheduler is not None and engine.scheduler.fault("event", f"cancel to {instance_id}"):
+            engine.backend.add_event(instance_id, event)  # injected fault: delivered twice
+
     def suspend_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
         """Pause an instance: events are held until it is resumed (terminate still works)."""
         engine = self._engine
@@ -284,6 +329,72 @@ class TaskHubClient:
         instance that is still running.
         """
         return PurgeResult(self._purge(instance_id, recursive))
+
+    def purge_orchestrations(
+        self,
+        *,
+        created_before: datetime | None = None,
+        created_after: datetime | None = None,
+        completed_before: datetime | None = None,
+        statuses: Sequence[OrchestrationStatus | str] | None = None,
+        name: str | None = None,
+        recursive: bool = True,
+    ) -> PurgeResult:
+        """Delete every finished instance that matches all the filters given; returns how many were deleted.
+
+        Args:
+            created_before: only instances created strictly before this time.
+            created_after: only instances created strictly after this time.
+            completed_before: only instances that finished strictly before this time (retention by age).
+            statuses: only these final statuses (default: COMPLETED, FAILED and TERMINATED); a status that is
+                not final (RUNNING, PENDING, ...) is a ``ValueError``: running instances are never purged.
+            name: only instances of this orchestrator.
+            recursive: also delete each purged instance's sub-orchestrations, whatever their own creation
+                time, status or name, and theirs in turn (as :meth:`purge_orchestration` does). An instance
+                with a sub-orchestration still running is left alone, with its children, until they finish.
+
+        Sub-orchestrations match the filters like any instance: with ``recursive=False`` a finished child
+        whose parent still runs may be purged on its own. Example (keep a week of history)::
+
+            week_ago = engine.clock.now() - timedelta(days=7)
+            deleted = client.purge_orchestrations(completed_before=week_ago).deleted_instance_count
+        """
+        wanted = _status_numbers(statuses) or sorted(TERMINAL_STATUSES)
+        running = [OrchestrationStatus.from_proto(s).value for s in wanted if not is_terminal(s)]
+        if running:
+            raise ValueError(
+                f"purge_orchestrations() deletes finished instances only; statuses {', '.join(running)} are not final "
+                "(terminate those instances first)"
+            )
+        created_before, created_after = ev_naive(created_before), ev_naive(created_after)
+        completed_before = ev_naive(completed_before)
+        matching = [
+            state.instance_id
+            for state in self._iter_states(runtime_status=[OrchestrationStatus.from_proto(s) for s in wanted],
+                                           created_from=created_after, created_to=created_before, name=name,
+                                           fetch_payloads=False)
+            if (created_before is None or state.created_at < created_before)
+            and (created_after is None or state.created_at > created_after)
+            and (completed_before is None or (state.completed_at is not None and state.completed_at < completed_before))
+        ]
+        backend = self._engine.backend
+        count = 0
+        for instance_id in matching:
+            if backend.get_instance(instance_id) is None:
+                continue  # already purged as a sub-orchestration of an earlier match
+            if recursive and not self._tree_finished(instance_id):
+                continue
+            count += self._purge(instance_id, recursive)
+        return PurgeResult(count)
+
+    def _tree_finished(self, instance_id: str) -> bool:
+        backend = self._engine.backend
+        record = backend.get_instance(instance_id)
+        if record is None:
+            return True
+        if not is_terminal(record.status):
+            return False
+        return all(self._tree_finished(child) for child in created_children(backend.get_history(instance_id)))
 
     def _purge(self, instance_id: str, recursive: bool) -> int:
         backend = self._engine.backend

@@ -157,9 +157,10 @@ class Engine(Registrations):
         if name is None:
             record = self.backend.get_instance(instance_id)
             name = record.name if record is not None else None
+        hooks = self._hooks
         return _new_executor(self.registry, instance_id, name, ExecutorOptions(
             converter=self.converter, maximum_timer_interval=self.maximum_timer_interval, strict=self.strict,
-            guard=self.guard,
+            guard=self.guard, propagation=hooks if hooks is not None and hooks.propagates_context else None,
         ))
 
     def new_instance_id(self) -> str:

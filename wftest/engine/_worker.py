@@ -21,6 +21,7 @@ from wftest.backends import ActivityWorkItem, OrchestrationWorkItem
 from wftest.engine._scheduler import ActivityFails, ActivityTimesOut, CrashAfterActivity, Fault
 from wftest.errors import LockLostError, NonDeterminismError, NotRegisteredError, OrchestrationStateError
 from wftest.orchestration import ActivityContext, ExecutionResult, OrchestrationExecutor
+from wftest.orchestration._cancel import is_cancel_event_name
 from wftest.orchestration._foreign import orchestrator_name
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import (
@@ -32,6 +33,7 @@ from wftest.runtime import (
     apply_step,
     is_terminal,
     needs_history,
+    refresh_activity_tags,
     terminate_without_start,
 )
 
@@ -79,6 +81,7 @@ class Worker:
             if hooks is not None:
                 hooks.step_applied(item.instance_id, step, update, item.history_length,
                                    lambda: self._history(item, history))
+                refresh_activity_tags(update)  # a hook may have tagged the TaskScheduled events
             replaced = False
             generations = 0
             while update.replace_history:
@@ -100,6 +103,7 @@ class Worker:
                 update = apply_step(update.record, generation_events, result, now)
                 if hooks is not None:
                     hooks.step_applied(item.instance_id, generation_events, update, 0, list)
+                    refresh_activity_tags(update)
             update.replace_history = replaced
             if crash:
                 self._evict(item.instance_id)
@@ -182,6 +186,11 @@ class Worker:
                 ev.sub_orchestration_failed(now, parent.taskScheduledId, failure.to_proto()),
             )
             return
+        if event.HasField("eventRaised") and is_cancel_event_name(event.eventRaised.name):
+            # a cancel passed on to a sub-orchestration that is gone (purged; or mocked by the tester): there
+            # is nothing left to cancel
+            logger.debug("cancel of %r from %r dropped: no such instance", message.instance_id, sender.instance_id)
+            return
         self.engine._report_undelivered(sender.instance_id, message)
 
     def _evict(self, instance_id: str) -> None:
@@ -237,10 +246,13 @@ class Worker:
             if fn is None:
                 raise NotRegisteredError("activity", task.name, engine.registry.activity_names)
             value = engine.converter.deserialize(task.input)
-            ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at)
-            output = fn(ctx, value) if engine.registry.activity_takes_input(task.name) else fn(ctx)
-            if inspect.isawaitable(output):
-                output = self._event_loop().run_until_complete(_await(output))
+            ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at, task.tags)
+            hooks = engine._hooks
+            # the request-scoped context the orchestration passed on (wftest_extract_context), if any
+            with hooks.extract_context(task.tags) if hooks is not None else contextlib.nullcontext():
+                output = fn(ctx, value) if engine.registry.activity_takes_input(task.name) else fn(ctx)
+                if inspect.isawaitable(output):
+                    output = self._event_loop().run_until_complete(_await(output))
             encoded = engine.converter.serialize(output)
         except Exception as err:
             return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(err))

@@ -11,6 +11,10 @@ from wftest.orchestration._executor import ExecutionResult as ExecutionResult
 from wftest.orchestration._executor import Executor as Executor
 from wftest.orchestration._executor import NonDeterminismWarning as NonDeterminismWarning
 from wftest.orchestration._executor import OrchestrationExecutor as OrchestrationExecutor
+from wftest.orchestration._logging import ActivityLogger as ActivityLogger
+from wftest.orchestration._logging import WorkflowLogger as WorkflowLogger
+from wftest.orchestration._logging import activity_logger as activity_logger
+from wftest.orchestration._logging import workflow_logger as workflow_logger
 from wftest.orchestration._registry import Registry as Registry
 from wftest.orchestration._retry import RetryPolicy as RetryPolicy
 from wftest.orchestration._task import CancellableTask as CancellableTask
@@ -25,6 +29,7 @@ from wftest.orchestration._task import when_any as when_any
 __all__ = [
     "DEFAULT_MAXIMUM_TIMER_INTERVAL",
     "ActivityContext",
+    "ActivityLogger",
     "CancellableTask",
     "CompletableTask",
     "ExecutionResult",
@@ -38,6 +43,9 @@ __all__ = [
     "TimerTask",
     "WhenAllTask",
     "WhenAnyTask",
+    "WorkflowLogger",
+    "activity_logger",
     "when_all",
     "when_any",
+    "workflow_logger",
 ]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
+
+from wftest.orchestration._logging import ActivityLogger, activity_logger
+
+_NO_TAGS: Mapping[str, str] = MappingProxyType({})
 
 
 class ActivityContext:
@@ -17,13 +23,15 @@ class ActivityContext:
     idempotency key.
     """
 
-    __slots__ = ("_name", "_orchestration_id", "_scheduled_at", "_task_id")
+    __slots__ = ("_name", "_orchestration_id", "_scheduled_at", "_tags", "_task_id")
 
-    def __init__(self, orchestration_id: str, task_id: int, name: str = "", scheduled_at: datetime | None = None):
+    def __init__(self, orchestration_id: str, task_id: int, name: str = "", scheduled_at: datetime | None = None,
+                 tags: Mapping[str, str] | None = None):
         self._orchestration_id = orchestration_id
         self._task_id = task_id
         self._name = name
         self._scheduled_at = scheduled_at
+        self._tags = MappingProxyType(dict(tags)) if tags else _NO_TAGS
 
     @property
     def orchestration_id(self) -> str:
@@ -49,6 +57,20 @@ class ActivityContext:
     def scheduled_at(self) -> datetime | None:
         """Orchestration time at which the activity was scheduled (naive UTC), when known."""
         return self._scheduled_at
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """The tags of the ``TaskScheduled`` event (read-only): what orchestrator code passed as ``tags=`` and
+        what context propagation (``wftest.ContextVarPropagator``) carried to this activity."""
+        return self._tags
+
+    @property
+    def logger(self) -> ActivityLogger:
+        """A logger (``wftest.activity``) whose records carry this activity's instance id, task id and name.
+
+        ``ctx.logger.info("charging")`` logs ``[charge order-7#1] charging``; see :func:`wftest.activity_logger`.
+        """
+        return activity_logger(self)
 
     def __repr__(self) -> str:
         return (

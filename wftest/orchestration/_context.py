@@ -15,11 +15,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wftest import _events as ev
 from wftest._failure import FailureDetails
 from wftest.errors import NonDeterminismError, TaskFailedError, TaskTimeoutError
+from wftest.orchestration._cancel import CANCEL_EVENT, Disconnected, encode_cancel, refused
+from wftest.orchestration._logging import WorkflowLogger
 from wftest.orchestration._registry import Activity, Orchestrator
 from wftest.orchestration._retry import RetryPolicy
 from wftest.orchestration._sandbox import unwatched
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from wftest.orchestration._executor import Executor
 
 T = TypeVar("T")
+_T = TypeVar("_T", bound=Task[Any])
 
 # new_uuid(): the uuid5 derivation of durabletask-python (PROTOCOL.md), so ids match across executors.
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa12937b875")
@@ -86,6 +90,7 @@ class OrchestrationContext:
         self._sequence = 0
         self._uuid_counter = 0
         self._parent_instance_id: str | None = None
+        self._tags: dict[str, str] = {}
         self._version: str | None = None
         self._execution_id: str | None = None
         self._name = ""
@@ -109,6 +114,13 @@ class OrchestrationContext:
         self._complete = False
         self._completion: pb.OrchestratorAction | None = None
         self._continue_as_new: tuple[Any, bool] | None = None
+        # cooperative cancellation (wftest.orchestration._cancel)
+        self._cancelled = False
+        self._cancel_reason: str | None = None
+        self._disconnected_depth = 0  # > 0 while the code runs inside ``with ctx.disconnected():``
+        self._shielded: dict[int, Task[Any]] = {}  # tasks created inside disconnected(), by id(): never cancelled
+        self._children: dict[int, str] = {}  # sub-orchestration instance ids, by action id
+        self._cancellation_errors = 0
 
     # -- properties ---------------------------------------------------------------------------------
 
@@ -128,6 +140,16 @@ class OrchestrationContext:
         return self._parent_instance_id
 
     @property
+    def tags(self) -> Mapping[str, str]:
+        """The tags this execution was started with (its ``ExecutionStarted.tags``; read-only).
+
+        They hold what the client passed as ``schedule_new_orchestration(tags=...)``, what a parent passed as
+        ``call_sub_orchestrator(tags=...)``, and the request-scoped values that context propagation carried in
+        (see ``wftest.propagation``). They come from history, so replays see the same values.
+        """
+        return MappingProxyType(self._tags)
+
+    @property
     def version(self) -> str | None:
         """The version recorded when the execution started, if any."""
         return self._version
@@ -141,6 +163,36 @@ class OrchestrationContext:
     def is_replaying(self) -> bool:
         """True while the code re-runs over history already recorded; use it to silence side effects."""
         return self._is_replaying
+
+    # -- cancellation -------------------------------------------------------------------------------
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once a cancel request was processed (``client.cancel_orchestration``); stays True.
+
+        Replays see it at the same point of the code. Inside :meth:`disconnected` it is still True.
+        """
+        return self._cancelled
+
+    def disconnected(self) -> Disconnected:
+        """A scope where a cancelled orchestration works normally (go-workflows' ``NewDisconnectedContext``).
+
+        After a cancel, calls and waits fail with ``OrchestrationCancelledError``, except inside this block:
+        cleanup activities, timers and sub-orchestrations run, and tasks scheduled before the cancel (an
+        activity that was running) can be waited for. Tasks created inside it are never cancelled, even if
+        the cancel comes later::
+
+            try:
+                room = yield ctx.call_activity(reserve_room, input=trip)
+                ...
+            except OrchestrationCancelledError:
+                with ctx.disconnected():
+                    yield ctx.call_activity(release_room, input=trip)
+                raise  # ends FAILED (cancelled); return a value instead to complete normally
+
+        .. versionadded:: 0.1
+        """
+        return Disconnected(self)
 
     # -- scheduling ---------------------------------------------------------------------------------
 
@@ -156,13 +208,19 @@ class OrchestrationContext:
         """Schedule an activity; yield the returned task for its result.
 
         ``activity`` is the function (registered under its name on first use) or a registered name.
-        A failure raises ``TaskFailedError`` at the ``yield``, after ``retry_policy`` gave up.
+        A failure raises ``TaskFailedError`` at the ``yield``, after ``retry_policy`` gave up. ``tags`` are
+        recorded in the ``TaskScheduled`` event and given to the activity (``ActivityContext.tags``), with
+        the values of context propagation (``wftest.propagation``; ``tags`` win on a clash).
         """
         executor = self._executor
         name = executor.registry.activity_name(activity)
+        if self._cancelled and not self._disconnected_depth:
+            return self._refused(CompletableTask(), f"call_activity({name!r})")
         self._sequence += 1
         action_id = self._sequence
         encoded = executor.converter.serialize(input)
+        if executor.propagation is not None and (retry_policy is not None or not self._is_replaying):
+            tags = {**executor.propagation.inject_context({}), **(tags or {})}
         if retry_policy is not None or tags or not self._is_replaying:
             action = ev.schedule_task_action(action_id, name, encoded, dict(tags) if tags else None)
             return self._schedule(action, retry_policy, is_sub=False)
@@ -182,16 +240,26 @@ class OrchestrationContext:
         instance_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
         version: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Task[Any]:
         """Start a sub-orchestration; yield the returned task for its output.
 
         Without ``instance_id`` the child's id is ``f"{parent_id}:{seq:04x}"`` (durabletask's rule).
+        ``tags`` (a wftest addition) are recorded in ``SubOrchestrationInstanceCreated`` and become the
+        child's ``ExecutionStarted.tags`` (its ``ctx.tags``), with the values of context propagation
+        (``wftest.propagation``; ``tags`` win on a clash).
         """
-        name = self._executor.registry.orchestrator_name(orchestrator)
+        executor = self._executor
+        name = executor.registry.orchestrator_name(orchestrator)
+        if self._cancelled and not self._disconnected_depth:
+            return self._refused(CompletableTask(), f"call_sub_orchestrator({name!r})")
         action_id = self._next_id()
         child_id = instance_id if instance_id is not None else f"{self._instance_id}:{action_id:04x}"
+        self._children[action_id] = child_id
+        if executor.propagation is not None and (retry_policy is not None or not self._is_replaying):
+            tags = {**executor.propagation.inject_context({}), **(tags or {})}
         action = ev.create_sub_orchestration_action(
-            action_id, name, child_id, self._executor.converter.serialize(input), version
+            action_id, name, child_id, executor.converter.serialize(input), version, dict(tags) if tags else None
         )
         return self._schedule(action, retry_policy, is_sub=True)
 
@@ -210,6 +278,10 @@ class OrchestrationContext:
                 when = when.astimezone(timezone.utc).replace(tzinfo=None)
         else:
             raise TypeError(f"create_timer() takes a datetime or a timedelta, not {type(fire_at).__qualname__}")
+        if self._cancelled and not self._disconnected_depth:
+            refused_timer = TimerTask(when, when)
+            refused_timer._is_cancelled = True
+            return self._refused(refused_timer, f"create_timer({when.isoformat()})")
         return self._new_timer(when)
 
     @unwatched
@@ -221,6 +293,11 @@ class OrchestrationContext:
         """
         key = name.casefold()
         waiter: CancellableTask[Any] = CancellableTask()
+        if self._disconnected_depth:
+            self._shielded[id(waiter)] = waiter
+        elif self._cancelled:
+            waiter._is_cancelled = True
+            return self._refused(waiter, f"wait_for_external_event({name!r})")
         buffered = self._event_buffer.get(key)
         if buffered:
             _, _, data = buffered.popleft()
@@ -361,9 +438,13 @@ class OrchestrationContext:
         if not self._is_replaying:
             self._new_generic_events.append(json.dumps({PATCH_MARKER: name}))
 
-    def create_replay_safe_logger(self, logger: logging.Logger) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger that drops records while the code is replaying, so each line is logged once."""
-        return _ReplaySafeLogger(logger, self)
+    def create_replay_safe_logger(self, logger: logging.Logger) -> WorkflowLogger:
+        """A logger that drops records while the code is replaying, so each line is logged once.
+
+        durabletask-python's name. Its records also carry ``instance_id`` and ``orchestrator_name``
+        attributes; messages are left as they are (``wftest.workflow_logger(ctx)`` adds a prefix too).
+        """
+        return WorkflowLogger(logger, self, prefix=False)
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -371,12 +452,24 @@ class OrchestrationContext:
         self._sequence += 1
         return self._sequence
 
+    def _refused(self, task: _T, what: str) -> _T:
+        """``task``, failed at once: a call made after a cancel, outside ``disconnected()`` (no action)."""
+        task._fail(refused(self, what))
+        return task
+
+    def _send_cancel(self, child_id: str) -> None:
+        """Pass this instance's cancel on to a running sub-orchestration (an ``EventSent`` in history)."""
+        action = ev.send_event_action(self._next_id(), child_id, CANCEL_EVENT, encode_cancel(self._cancel_reason))
+        self._executor.record_action(action)
+
     def _schedule(self, action: pb.OrchestratorAction, policy: RetryPolicy | None, *, is_sub: bool) -> Task[Any]:
         task: CompletableTask[Any] = (
             CompletableTask() if policy is None else RetryableTask(policy, action, self._now, is_sub)
         )
         self._executor.record_action(action)
         self._pending_tasks[action.id] = task
+        if self._disconnected_depth:
+            self._shielded[id(task)] = task
         return task
 
     def _new_timer(self, final_fire_at: datetime, retry_of: RetryableTask[Any] | None = None) -> TimerTask:
@@ -386,6 +479,8 @@ class OrchestrationContext:
             fire_at = self._now + limit
         timer = TimerTask(fire_at, final_fire_at)
         timer._retry_of = retry_of
+        if self._disconnected_depth or (retry_of is not None and id(retry_of) in self._shielded):
+            self._shielded[id(timer)] = timer
         self._arm_timer(timer, fire_at)
         return timer
 
@@ -415,6 +510,7 @@ class OrchestrationContext:
                 error_type=details.error_type,
                 stack_trace=details.stack_trace,
                 inner_failure=error.details,
+                is_non_retriable=details.is_non_retriable,  # a non-retriable failure that escapes stays one
             )
         self._finish(_FAILED, None, details.to_proto())
 
@@ -428,16 +524,9 @@ class OrchestrationContext:
             self._completion = ev.complete_orchestration_action(
                 self._next_id(), _CONTINUED_AS_NEW, self._executor.converter.serialize(new_input), None, carryover
             )
+            if self._tags:  # the next execution keeps this one's tags (its request-scoped context)
+                self._completion.completeOrchestration.tags.update(self._tags)
         return [self._completion] if self._completion is not None else []
-
-
-class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def __init__(self, logger: logging.Logger, ctx: OrchestrationContext) -> None:
-        super().__init__(logger, {})
-        self._ctx = ctx
-
-    def isEnabledFor(self, level: int) -> bool:
-        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
 
 
 def timeout_error(name: str, timeout: timedelta) -> TaskTimeoutError:

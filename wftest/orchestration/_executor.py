@@ -19,10 +19,10 @@ import itertools
 import json
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wftest import _events as ev
 from wftest._failure import FailureDetails
@@ -33,6 +33,7 @@ from wftest.errors import (
     OrchestrationStateError,
     TaskFailedError,
 )
+from wftest.orchestration._cancel import CANCEL_KEY, cancel_instance, interrupted
 from wftest.orchestration._context import (
     PATCH_MARKER,
     SIDE_EFFECT_MARKER,
@@ -44,6 +45,9 @@ from wftest.orchestration._context import (
 from wftest.orchestration._registry import Registry
 from wftest.orchestration._task import _PENDING, CancellableTask, RetryableTask, Task, TimerTask
 from wftest.protos import orchestrator_service_pb2 as pb
+
+if TYPE_CHECKING:
+    from wftest.hooks import Hooks
 
 #: durabletask-python splits timers longer than this into chunks; so do we, so histories match.
 DEFAULT_MAXIMUM_TIMER_INTERVAL = timedelta(days=3)
@@ -110,6 +114,9 @@ class Executor:
         strict: a changed activity/sub-orchestration input or output on replay raises
             ``NonDeterminismError`` instead of warning with ``NonDeterminismWarning``.
         guard: context-manager factory entered around every run of user code (strict-mode sandbox).
+        propagation: the hooks whose ``wftest_extract_context`` is entered around every run of user code (with
+            the execution's ``ExecutionStarted.tags``) and whose ``wftest_inject_context`` fills the tags of
+            scheduled activities and sub-orchestrations (see ``wftest.propagation``).
     """
 
     def __init__(
@@ -121,12 +128,16 @@ class Executor:
         maximum_timer_interval: timedelta | None = DEFAULT_MAXIMUM_TIMER_INTERVAL,
         strict: bool = False,
         guard: Guard | None = None,
+        propagation: Hooks | None = None,
     ) -> None:
         self.registry = registry
         self.instance_id = instance_id
         self.converter = converter
         self.maximum_timer_interval = maximum_timer_interval
         self.strict = strict
+        self.propagation = propagation if propagation is not None and propagation.propagates_context else None
+        if self.propagation is not None and self.propagation.implemented("wftest_extract_context"):
+            guard = _with_extracted_context(self, self.propagation, guard)
         self._guard = guard
         self._warm = False
         self._reset()
@@ -213,6 +224,15 @@ class Executor:
             if task is timer:
                 self._timeout_of_timer[action_id] = (waiter, name, timeout)
         self._timer_of_waiter[id(waiter)] = timer
+        forget = waiter._cancel_handler
+
+        def forget_with_timer() -> None:  # waiter.cancel() cancels its timeout timer too
+            if forget is not None:
+                forget()
+            if self._timer_of_waiter.pop(id(waiter), None) is not None:
+                timer.cancel()
+
+        waiter._cancel_handler = forget_with_timer
 
     def record_action(self, action: pb.OrchestratorAction | PlannedActivity) -> None:
         """Called by the context for every action the code asks for."""
@@ -287,6 +307,8 @@ class Executor:
             ctx._version = started.version.value
         if started.parentInstance.HasField("orchestrationInstance"):
             ctx._parent_instance_id = started.parentInstance.orchestrationInstance.instanceId
+        if started.tags:
+            ctx._tags = dict(started.tags)
         fn = self.registry.get_orchestrator(started.name)
         if fn is None:
             error = NotRegisteredError("orchestrator", started.name, self.registry.orchestrator_names)
@@ -464,7 +486,7 @@ class Executor:
         error = TaskFailedError(f"{what} task #{task_id} failed: {details.message}", details)
         if isinstance(task, RetryableTask):
             delay = task._policy.next_delay(task._attempt, error, task._started_at, ctx._now)
-            if delay is not None and not ctx._complete:
+            if delay is not None and not ctx._complete and (not ctx._cancelled or id(task) in ctx._shielded):
                 task._attempt += 1
                 ctx._new_timer(ctx._now + delay, retry_of=task)
                 return
@@ -512,6 +534,9 @@ class Executor:
         body = event.eventRaised
         key = body.name.casefold()
         data = body.input.value if body.HasField("input") else None
+        if key == CANCEL_KEY:  # cooperative cancellation: not an event for the code (see _cancel.py)
+            cancel_instance(self, data)
+            return
         waiters = ctx._event_waiters.get(key)
         if waiters and not ctx._complete:
             waiter = waiters.popleft()
@@ -538,6 +563,8 @@ class Executor:
                 self._advance(None, task._exception)
             elif task._result is not _PENDING:
                 self._advance(task._result, None)
+            elif ctx._cancelled and not ctx._disconnected_depth:
+                self._advance(None, interrupted(ctx))  # cancelled: waits end at once, outside ctx.disconnected()
             else:
                 return  # still waiting
 
@@ -674,6 +701,17 @@ class Executor:
             "Guard new behaviour with ctx.is_patched() or start new instances."
         )
         return "\n".join(lines)
+
+
+def _with_extracted_context(executor: Executor, hooks: Hooks, guard: Guard | None) -> Guard:
+    """A guard that makes the execution's tags current (``wftest_extract_context``), then enters ``guard``."""
+
+    @contextlib.contextmanager
+    def scoped() -> Iterator[None]:
+        with hooks.extract_context(executor.ctx._tags), (guard() if guard is not None else contextlib.nullcontext()):
+            yield
+
+    return scoped
 
 
 _EPOCH = datetime(1970, 1, 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wftest.converter import DEFAULT_CONVERTER, Converter
 from wftest.orchestration._executor import (
@@ -24,6 +24,9 @@ from wftest.orchestration._executor import (
 )
 from wftest.orchestration._registry import Registry
 from wftest.protos import orchestrator_service_pb2 as pb
+
+if TYPE_CHECKING:
+    from wftest.hooks import Hooks
 
 #: the attribute of a registered orchestrator that names its executor factory
 EXECUTOR_ATTRIBUTE = "__wftest_executor__"
@@ -37,6 +40,8 @@ class ExecutorOptions:
     maximum_timer_interval: timedelta | None = DEFAULT_MAXIMUM_TIMER_INTERVAL
     strict: bool = False
     guard: Guard | None = None
+    #: the hooks of context propagation (``wftest_inject_context`` / ``wftest_extract_context``), if any
+    propagation: Hooks | None = None
 
 
 class ExecutorFactory(Protocol):
@@ -62,7 +67,7 @@ def new_executor(registry: Registry, instance_id: str, name: str | None,
         return factory(registry, instance_id, options)
     return Executor(
         registry, instance_id, converter=options.converter, maximum_timer_interval=options.maximum_timer_interval,
-        strict=options.strict, guard=options.guard,
+        strict=options.strict, guard=options.guard, propagation=options.propagation,
     )
 
 

@@ -39,6 +39,7 @@ _ALLOWED_CALLER_FILES = {
     for f in (
         __import__("warnings").__file__,
         __import__("linecache").__file__,
+        __import__("tokenize").__file__,  # linecache reads source files through tokenize.open (logged tracebacks)
         __import__("traceback").__file__,
         __import__("inspect").__file__,
         __import__("re").__file__,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from wftest.errors import TaskFailedError
+from wftest.errors import OrchestrationCancelledError, TaskCancelledError, TaskFailedError
 from wftest.orchestration._sandbox import unwatched
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from wftest.protos import orchestrator_service_pb2 as pb
 
 T = TypeVar("T")
+
+#: what a task can fail with: its own failure, or a cancellation (of the instance, or of the task itself)
+TaskError = TaskFailedError | OrchestrationCancelledError | TaskCancelledError
 
 _PENDING: Any = object()
 
@@ -33,7 +36,7 @@ class Task(Generic[T]):
 
     def __init__(self) -> None:
         self._result: Any = _PENDING
-        self._exception: TaskFailedError | None = None
+        self._exception: TaskError | None = None
         self._parents: list[CompositeTask[Any]] | None = None
 
     @property
@@ -47,7 +50,8 @@ class Task(Generic[T]):
         return self._exception is not None
 
     def get_result(self) -> T:
-        """The result; raises the task's ``TaskFailedError`` if it failed, ``ValueError`` if pending."""
+        """The result; raises the task's error if it failed (``TaskFailedError``, or ``TaskCancelledError`` /
+        ``OrchestrationCancelledError`` if it was cancelled), ``ValueError`` if pending."""
         if self._exception is not None:
             raise self._exception
         if self._result is _PENDING:
@@ -59,8 +63,8 @@ class Task(Generic[T]):
         """Alias of :meth:`get_result`."""
         return self.get_result()
 
-    def get_exception(self) -> TaskFailedError:
-        """The failure of a failed task (``ValueError`` if it did not fail)."""
+    def get_exception(self) -> TaskError:
+        """The failure of a failed (or cancelled) task (``ValueError`` if it did not fail)."""
         if self._exception is None:
             raise ValueError("the task has not failed")
         return self._exception
@@ -76,7 +80,7 @@ class Task(Generic[T]):
         if self._parents:
             self._notify()
 
-    def _fail(self, error: TaskFailedError) -> None:
+    def _fail(self, error: TaskError) -> None:
         self._exception = error
         self._notify()
 
@@ -116,17 +120,44 @@ class CancellableTask(CompletableTask[T]):
         return self._is_cancelled
 
     def cancel(self) -> bool:
-        """Stop waiting: a later timer firing or event no longer completes this task.
+        """Give up on this timer or event wait: a later timer firing or event no longer completes it.
 
-        Returns False if the task had already completed.
+        The task ends cancelled (``is_complete`` and ``is_cancelled`` are True, as in durabletask-python):
+        yielding it, or reading its result, raises ``TaskCancelledError``; a ``when_all`` over it fails with
+        that error, a ``when_any`` counts it as finished. A timer cancelled in the step that created it is
+        never scheduled; one scheduled earlier still fires in the backend, and that ``TimerFired`` is ignored
+        (on replay too). Cancelling an event wait with a timeout cancels its timeout timer. Deterministic:
+        replay cancels at the same point of the code.
+
+        Returns False (and changes nothing) if the task had already completed.
+
+        Example::
+
+            deadline = ctx.create_timer(timedelta(days=1))
+            approval = ctx.wait_for_external_event("approval")
+            winner = yield when_any([approval, deadline])
+            if winner is approval:
+                deadline.cancel()   # the instance no longer waits for it
         """
         if self.is_complete:
             return False
         if self._cancel_handler is not None:
             self._cancel_handler()
         self._is_cancelled = True
-        self._complete(None)
+        self._fail(TaskCancelledError(f"the {self._what()} was cancelled by the orchestrator (task.cancel())"))
         return True
+
+    def _cancel_with(self, error: OrchestrationCancelledError) -> None:
+        """The instance was cancelled: stop waiting, and fail with ``error`` (the executor calls this)."""
+        if self.is_complete:
+            return
+        if self._cancel_handler is not None:
+            self._cancel_handler()
+        self._is_cancelled = True
+        self._fail(error)
+
+    def _what(self) -> str:
+        return "event wait"
 
 
 class TimerTask(CancellableTask[None]):
@@ -140,6 +171,9 @@ class TimerTask(CancellableTask[None]):
         self.fire_at = final_fire_at
         self._final_fire_at = final_fire_at
         self._retry_of: RetryableTask[Any] | None = None
+
+    def _what(self) -> str:
+        return f"timer (fire at {self.fire_at.isoformat()})"
 
 
 class RetryableTask(CompletableTask[T]):
@@ -194,7 +228,7 @@ class WhenAllTask(CompositeTask[list[T]]):
 
     def __init__(self, tasks: Sequence[Task[T]]) -> None:
         super().__init__(tasks)
-        self._first_failure: TaskFailedError | None = None
+        self._first_failure: TaskError | None = None
         # Children by identity, with how often each is listed (a task may appear twice).
         self._pending: dict[int, int] = {}
         for child in self._children:

@@ -108,6 +108,7 @@ def apply_step(
                     name=body.name,
                     input=body.input.value if body.HasField("input") else None,
                     scheduled_at=now,
+                    tags=dict(body.tags) if body.tags else {},
                 )
             )
         elif kind == "createTimer":
@@ -143,6 +144,18 @@ def apply_step(
     if completion is not None:
         _complete(update, completion.completeOrchestration, now, history)
     return update
+
+
+def refresh_activity_tags(update: StepUpdate) -> None:
+    """Give the step's activity tasks the tags of their ``TaskScheduled`` events, which a ``wftest_step_applied``
+    hook may have added to (the activity's context is extracted from the task's tags)."""
+    if not update.activities:
+        return
+    scheduled = {e.eventId: e.taskScheduled.tags for e in update.new_history if e.HasField("taskScheduled")}
+    for task in update.activities:
+        tags = scheduled.get(task.task_id)
+        if tags is not None and (tags or task.tags):
+            task.tags = dict(tags)
 
 
 def needs_history(step_events: Sequence[pb.HistoryEvent], result: ExecutionResult) -> bool:
@@ -210,6 +223,7 @@ def _child_start(record: InstanceRecord, action: pb.OrchestratorAction, now: dat
         execution_id=new_execution_id(body.instanceId, now),
         parent=parent,
         version=body.version.value if body.HasField("version") else None,
+        tags=dict(body.tags) if body.tags else None,  # the parent's tags for it (context propagation)
     )
     return Message(body.instanceId, start)
 
@@ -275,6 +289,7 @@ def _continue_as_new(update: StepUpdate, body: pb.CompleteOrchestrationAction, n
     started = ev.execution_started(
         now, record.name, record.instance_id, new_input, execution_id=execution_id, parent=parent,
         version=body.newVersion.value if body.HasField("newVersion") else record.version,
+        tags=dict(body.tags) if body.tags else None,  # the tags the last execution carried on
     )
     # the other actions of the step are discarded: the new execution starts from a clean slate
     update.activities.clear()

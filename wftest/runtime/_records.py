@@ -5,6 +5,7 @@ Statuses are the protobuf ``OrchestrationStatus`` numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,6 +69,8 @@ class ActivityTask:
     name: str
     input: str | None
     scheduled_at: datetime
+    #: the ``TaskScheduled`` event's tags (what the activity's context is extracted from); empty if none
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -342,6 +342,8 @@ class Dispatcher:
             request.orchestrationInstance.executionId.value = task.execution_id
         if task.input is not None:
             request.input.value = task.input
+        if task.tags:
+            request.tags.update(task.tags)  # the TaskScheduled tags (ActivityRequest.tags = 7)
         with self._lock:
             connection = self._pick("activity", task.name)
             if connection is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from wftest import history as history_files
 from wftest.converter import DEFAULT_CONVERTER, Converter
 from wftest.errors import NonDeterminismError, NotRegisteredError, OrchestrationStateError, WftestError
+from wftest.hooks import Hooks
 from wftest.orchestration import DEFAULT_MAXIMUM_TIMER_INTERVAL, Registry
 from wftest.orchestration._foreign import ExecutorOptions, new_executor
 from wftest.protos import orchestrator_service_pb2 as pb
@@ -86,11 +87,14 @@ class Replayer:
         converter: Converter = DEFAULT_CONVERTER,
         strict: bool = True,
         maximum_timer_interval: timedelta | None = DEFAULT_MAXIMUM_TIMER_INTERVAL,
+        hooks: Hooks | None = None,
     ) -> None:
         self.registry = load_registry(registry)
         self.converter = converter
         self.strict = strict
         self.maximum_timer_interval = maximum_timer_interval
+        #: plugins whose context propagation (``wftest_extract_context``) runs around the replayed code
+        self.hooks = hooks
 
     def replay(self, history: HistoryLike) -> ReplayResult:
         """Replay one history (a loaded ``History``, a list of events, or a file path)."""
@@ -98,8 +102,10 @@ class Replayer:
         if self.registry.get_orchestrator(loaded.orchestrator) is None:
             names = self.registry.orchestrator_names
             return ReplayResult(loaded, NotRegisteredError("orchestrator", loaded.orchestrator, names))
+        hooks = self.hooks
         executor = new_executor(self.registry, loaded.instance_id, loaded.orchestrator, ExecutorOptions(
             converter=self.converter, maximum_timer_interval=self.maximum_timer_interval, strict=self.strict,
+            propagation=hooks if hooks is not None and hooks.propagates_context else None,
         ))
         try:
             executor.execute(loaded.events, [])

@@ -115,6 +115,9 @@ class RunResult:
 
 
 def _call_action(action: Action, tester: WorkflowTester) -> None:
+    if getattr(action, "__self__", None) is tester:  # a bound method of the tester: at(t, tester.cancel)
+        action()
+        return
     try:
         params = inspect.signature(action).parameters
     except (TypeError, ValueError):
@@ -410,6 +413,18 @@ class WorkflowTester(Registrations):
         """Terminate the run's instance (or another) now."""
         self.engine.client.terminate_orchestration(instance_id or self.instance_id, output=output, recursive=recursive)
 
+    def cancel(self, reason: str | None = None, *, instance_id: str | None = None) -> None:
+        """Cancel the run's instance (or another) now, cooperatively: see ``TaskHubClient.cancel_orchestration``.
+
+        Before or during a run, at a virtual time::
+
+            tester.at(timedelta(hours=2), lambda t: t.cancel("out of stock"))
+            tester.at(timedelta(hours=2), tester.cancel)      # the same, without a reason
+
+        A finished instance is left as it is.
+        """
+        self.engine.client.cancel_orchestration(instance_id or self.instance_id, reason=reason)
+
     def suspend(self, *, instance_id: str | None = None) -> None:
         """Suspend the run's instance now."""
         self.engine.client.suspend_orchestration(instance_id or self.instance_id)
@@ -570,9 +585,11 @@ class WorkflowTester(Registrations):
             failure = FailureDetails(message=message, error_type="wftest.errors.UnexpectedCallError")
             return ev.task_failed(now, task.task_id, failure), None
         mock.recorded_calls.append(call)
-        ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at)
+        ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at, task.tags)
         try:
-            encoded = self.converter.serialize(mock.answer(ctx, value))
+            # a mock's answer sees the request-scoped context the orchestration passed on, as a real activity does
+            with engine.hooks.extract_context(task.tags) if self._hooks is not None else contextlib.nullcontext():
+                encoded = self.converter.serialize(mock.answer(ctx, value))
         except Exception as err:
             return ev.task_failed(now, task.task_id, FailureDetails.from_exception(err)), mock.delay
         return ev.task_completed(now, task.task_id, encoded), mock.delay
