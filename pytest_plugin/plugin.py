@@ -48,7 +48,9 @@ _OPTIONS: dict[str, tuple[str, str, str]] = {
     "max_steps": ("N", "stop a tester run that processes more than N work items (an endless loop?)", "100000"),
     "registry": ("MODULE:ATTR", "the wftest.Registry the fixtures and saved-history tests use", ""),
     "time_backend": (
-        "NAME", "how activities see virtual time: freezegun, or time-machine (faster to start)", "freezegun",
+        "NAME", "how activities see virtual time: freezegun (the default; it scans the loaded modules once per "
+        "process, then switches on and off in microseconds), or time-machine (fakes the clock in C instead of "
+        "replacing references in modules; needs the time-machine extra)", "freezegun",
     ),
 }
 #: the keywords of @pytest.mark.wftest and what each accepts

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Generator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wftest import Engine, OrchestrationContext, SystemClock, Task, when_all
+from wftest import Engine, OrchestrationContext, OrchestrationStatus, SystemClock, Task, when_all
+from wftest.backends import Backend, MemoryBackend
+from wftest.backends.sqlite import SqliteBackend
 from wftest.errors import WaitTimeoutError
+from wftest.protos import orchestrator_service_pb2 as pb
 
 
 def double(ctx: Any, n: int) -> int:
@@ -50,3 +59,215 @@ def test_waiting_without_workers_on_a_real_clock_fails_at_once() -> None:
     iid = engine.client.schedule_new_orchestration(fan_out, input=1)
     with pytest.raises(RuntimeError, match=r"workers are not started; call engine\.start\(\)"):
         engine.client.wait_for_orchestration_completion(iid)
+
+
+# -- parallelism: async activities on one loop, sync activities on a pool, several orchestration threads --
+
+HANG_GUARD = 20.0  # seconds: only ever reached if the behaviour under test is broken (then the test fails)
+
+
+def pair(ctx: OrchestrationContext, names: list[str]) -> Generator[Task[Any], Any, list[Any]]:
+    results = yield when_all([ctx.call_activity("meet", input=name) for name in names])
+    return list(results)
+
+
+def test_async_activities_run_concurrently_on_the_event_loop() -> None:
+    # each activity sets its own event, then waits for the other's: they only finish if they overlap
+    arrived = {"a": asyncio.Event(), "b": asyncio.Event()}
+    loops: set[int] = set()
+
+    async def meet(ctx: Any, name: str) -> str:
+        loops.add(id(asyncio.get_running_loop()))
+        arrived[name].set()
+        other = "b" if name == "a" else "a"
+        await asyncio.wait_for(arrived[other].wait(), HANG_GUARD)
+        return f"{name} met {other}"
+
+    engine = Engine(clock=SystemClock())
+    engine.add_named_activity("meet", meet)
+    with engine.start(activity_threads=1, async_activities=10):
+        iid = engine.client.schedule_new_orchestration(pair, input=["a", "b"])
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.COMPLETED, state.failure_details
+    assert state.output == ["a met b", "b met a"]
+    assert len(loops) == 1  # one event loop ran both
+
+
+def test_sync_activities_run_concurrently_on_the_thread_pool() -> None:
+    barrier = threading.Barrier(4, timeout=HANG_GUARD)  # breaks unless 4 activities wait on it together
+    threads: set[str] = set()
+
+    def meet(ctx: Any, name: str) -> str:
+        threads.add(threading.current_thread().name)
+        barrier.wait()
+        return name
+
+    engine = Engine(clock=SystemClock())
+    engine.add_named_activity("meet", meet)
+    with engine.start(activity_threads=4):
+        iid = engine.client.schedule_new_orchestration(pair, input=["w", "x", "y", "z"])
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.COMPLETED, state.failure_details
+    assert state.output == ["w", "x", "y", "z"] and len(threads) == 4
+
+
+def test_orchestration_threads_run_steps_of_different_instances_at_once() -> None:
+    barrier = threading.Barrier(2, timeout=HANG_GUARD)
+
+    def rendezvous(ctx: OrchestrationContext, _: Any) -> bool:
+        if not ctx.is_replaying:
+            barrier.wait()  # two first steps must be running at the same time
+        return True
+
+    with Engine(clock=SystemClock()).start(orchestration_threads=2) as engine:
+        ids = [engine.client.schedule_new_orchestration(rendezvous) for _ in range(2)]
+        states = [engine.client.wait_for_orchestration_completion(i, timeout=60) for i in ids]
+    assert [s.output for s in states] == [True, True], [s.failure_details for s in states]
+
+
+def _backend(kind: str, tmp_path: Path) -> Backend:
+    return MemoryBackend() if kind == "memory" else SqliteBackend(tmp_path / "wf.db")
+
+
+def _assert_each_step_once(history: list[pb.HistoryEvent]) -> None:
+    kinds = [e.WhichOneof("eventType") for e in history]
+    assert kinds.count("executionStarted") == 1 and kinds.count("executionCompleted") == 1
+    scheduled = [e.eventId for e in history if e.HasField("taskScheduled")]
+    completed = [e.taskCompleted.taskScheduledId for e in history if e.HasField("taskCompleted")]
+    timers = [e.eventId for e in history if e.HasField("timerCreated")]
+    fired = [e.timerFired.timerId for e in history if e.HasField("timerFired")]
+    assert len(set(scheduled)) == len(scheduled) and sorted(completed) == sorted(scheduled)
+    assert len(set(timers)) == len(timers) and sorted(fired) == sorted(timers)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_several_orchestration_threads_never_run_a_step_twice(kind: str, tmp_path: Path) -> None:
+    runs: Counter[tuple[str, int]] = Counter()
+    lock = threading.Lock()
+
+    def count(ctx: Any, n: int) -> int:
+        with lock:
+            runs[(ctx.orchestration_id, n)] += 1
+        return n * 2
+
+    def steps(ctx: OrchestrationContext, n: int) -> Generator[Task[Any], Any, int]:
+        first = yield ctx.call_activity(count, input=0)
+        rest = yield when_all([ctx.call_activity(count, input=i) for i in range(1, n)])
+        yield ctx.create_timer(timedelta(milliseconds=1))
+        return int(first + sum(rest))
+
+    engine = Engine(backend=_backend(kind, tmp_path), clock=SystemClock())
+    with engine.start(orchestration_threads=4, activity_threads=4):
+        ids = [engine.client.schedule_new_orchestration(steps, input=4) for _ in range(40)]
+        states = [engine.client.wait_for_orchestration_completion(i, timeout=120) for i in ids]
+    assert [s.output for s in states] == [12] * 40
+    for iid in ids:
+        _assert_each_step_once(engine.history(iid))
+    assert set(runs.values()) == {1} and len(runs) == 40 * 4  # every activity ran exactly once
+
+
+# -- shutdown: drain, then abandon what still runs --------------------------------------------------
+
+
+def one_step(ctx: OrchestrationContext, _: Any) -> Generator[Task[Any], Any, Any]:
+    return (yield ctx.call_activity("block", input=None))
+
+
+class _Blocker:
+    """An activity that signals when it starts and returns only once released."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.runs = 0
+
+    def __call__(self, ctx: Any, _: Any) -> str:
+        self.runs += 1
+        self.started.set()
+        if not self.release.wait(HANG_GUARD):
+            raise TimeoutError("the test never released the activity")
+        return "from the first engine"
+
+
+def _join_worker_threads(owner: str) -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith(f"{owner}-"):
+            thread.join(HANG_GUARD)
+
+
+def test_stop_abandons_a_blocked_activity_so_another_engine_takes_it_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "wf.db"
+    blocker = _Blocker()
+    first = Engine(backend=SqliteBackend(path), clock=SystemClock())  # locks last 5 minutes
+    first.add_named_activity("block", blocker)
+    first.start()
+    iid = first.client.schedule_new_orchestration(one_step)
+    assert blocker.started.wait(HANG_GUARD)
+
+    with caplog.at_level(logging.WARNING, logger="wftest.engine"):
+        abandoned = first.stop(timeout=0.1)
+
+    assert abandoned == [f"activity 'block' (task #1 of instance {iid!r})"]
+    assert "released them for another worker" in caplog.text and "'block'" in caplog.text
+    second = Engine(backend=SqliteBackend(path), clock=SystemClock())
+    second.add_orchestrator(one_step)
+    second.add_named_activity("block", lambda ctx, _: "from the second engine")
+    with second.start():
+        # well before the first engine's 5-minute lock would have expired
+        state = second.client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state.output == "from the second engine"
+    blocker.release.set()
+    _join_worker_threads(first.owner)  # the first engine's late result is discarded, not written
+    history = second.history(iid)
+    results = [e.taskCompleted.result.value for e in history if e.HasField("taskCompleted")]
+    assert results == ['"from the second engine"']
+    _assert_each_step_once(history)
+
+
+def test_graceful_stop_lets_an_in_flight_activity_finish() -> None:
+    blocker = _Blocker()
+    engine = Engine(clock=SystemClock())
+    engine.add_named_activity("block", blocker)
+    engine.start()
+    iid = engine.client.schedule_new_orchestration(one_step)
+    assert blocker.started.wait(HANG_GUARD)
+    outcome: list[list[str]] = []
+    stopper = threading.Thread(target=lambda: outcome.append(engine.stop(timeout=HANG_GUARD)))
+    stopper.start()
+    while engine.started:  # stop() has begun: nothing new is fetched from here on
+        time.sleep(0.001)
+    blocker.release.set()  # the activity finishes while stop() drains
+    stopper.join(HANG_GUARD)
+
+    assert outcome == [[]]  # nothing abandoned
+    with engine.start():  # the result was committed during the drain: the restart only runs the last step
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state.output == "from the first engine" and blocker.runs == 1
+
+
+def test_stop_without_drain_abandons_at_once_and_a_restart_runs_the_activity_again() -> None:
+    blocker = _Blocker()
+    engine = Engine(clock=SystemClock())
+    engine.add_named_activity("block", blocker)
+    engine.start()
+    iid = engine.client.schedule_new_orchestration(one_step)
+    assert blocker.started.wait(HANG_GUARD)
+
+    assert len(engine.stop(timeout=HANG_GUARD, drain=False)) == 1
+
+    blocker.started.clear()
+    with engine.start():
+        assert blocker.started.wait(HANG_GUARD)  # delivered again at once, not after the lock expiry
+        blocker.release.set()
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state.output == "from the first engine" and blocker.runs == 2
+    _assert_each_step_once(engine.history(iid))
+
+
+def test_start_rejects_a_bad_parallelism() -> None:
+    engine = Engine(clock=SystemClock())
+    with pytest.raises(ValueError, match="orchestration_threads must be an int >= 1, got 0"):
+        engine.start(orchestration_threads=0)
+    assert not engine.started

@@ -289,3 +289,129 @@ def test_a_mocked_child_has_a_lane_but_no_section() -> None:
 
     assert page.lane_labels["c0"] == ["parent", "#1 child"]
     assert not any(tag == "a" for tag, _ in page.tags)  # nothing to link to
+
+
+# -- the last tick label, the mock hint, the status ------------------------------------------------------
+
+
+def _timed_run(minutes: int, *, seconds: float = 0) -> RunResult:
+    def wait(ctx: Any, _: Any) -> Any:
+        yield ctx.create_timer(timedelta(minutes=minutes, seconds=seconds))
+
+    return WorkflowTester().run(wait)
+
+
+def _svg_ticks(text: str) -> tuple[float, list[tuple[float, str]]]:
+    """The first chart's width, and its tick labels with their x positions."""
+    svg = text.split('<div class="chart c0">')[1].split("</svg>")[0]
+    width = float(re.search(r'<svg class="gantt"[^>]* width="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+    return width, [(float(x), label) for x, label in re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="middle">'
+                                                                r"([^<]*)<", svg)]
+
+
+@pytest.mark.parametrize(("minutes", "seconds", "time", "last"), [
+    (10, 0, "real", "00:10:00"),        # the last tick sits on the right end of the axis
+    (0, 1.6, "real", "00:00:01.600"),   # a long label there
+    (60 * 48, 0, "real", "01-03 00:00"),
+    (10, 0, "virtual", "+10m"),
+])
+def test_the_last_tick_label_fits_in_the_picture(minutes: int, seconds: float, time: str, last: str) -> None:
+    width, ticks = _svg_ticks(html_timeline(_timed_run(minutes, seconds=seconds), time=time))
+
+    x, label = ticks[-1]
+    assert label == last
+    # centred on its tick: half of it lies right of x; a generous 0.62em per character of the 11px font
+    assert x + len(label) * 11 * 0.62 / 2 <= width
+
+
+def test_the_picture_keeps_its_width_when_the_last_label_is_far_from_the_edge(busy_run: RunResult) -> None:
+    width, ticks = _svg_ticks(html_timeline(busy_run, time="steps"))
+    assert width == 300 + 900 + 24
+    assert ticks[-1][0] < 300 + 900
+
+
+def test_the_mock_delay_hint_is_only_for_tester_runs() -> None:
+    def quick(ctx: Any, _: Any) -> Any:
+        return (yield ctx.call_activity("a"))
+
+    tester = WorkflowTester()
+    tester.on_activity("a").returns(1)
+    result = tester.run(quick)
+
+    from_tester = html_timeline(result)
+    from_events = html_timeline(result.history)          # as from a file or a database
+    several = html_timelines([result, result.history])
+
+    assert "every event happened at the same instant" in from_tester and ".after(...)" in from_tester
+    assert "every event happened at the same instant" in from_events and ".after(" not in from_events
+    assert several.count(".after(...)") == 1
+
+
+def _suspended_history(*, resumed: bool) -> list[Any]:
+    def waiter(ctx: Any, _: Any) -> Any:
+        return (yield ctx.wait_for_external_event("go"))
+
+    engine = Engine()
+    engine.client.schedule_new_orchestration(waiter, instance_id="w")
+    engine.run_until_idle()
+    engine.client.suspend_orchestration("w")
+    engine.run_until_idle()
+    if resumed:
+        engine.client.resume_orchestration("w")
+        engine.run_until_idle()
+    return engine.history("w")
+
+
+def _badge_and_lane(text: str) -> tuple[str, str]:
+    badge = re.search(r'<h1>[^<]*<span class="status ([A-Z_]+)">', text)
+    lane = re.search(r'<text class="lane-detail" [^>]*>([^<]*)<', text)
+    assert badge is not None and lane is not None
+    return badge.group(1), lane.group(1)
+
+
+def test_a_history_that_ends_suspended_reads_suspended() -> None:
+    assert _badge_and_lane(html_timeline(_suspended_history(resumed=False))) == ("SUSPENDED", "suspended")
+    assert _badge_and_lane(html_timeline(_suspended_history(resumed=True))) == ("RUNNING", "running")
+
+
+def test_a_known_status_is_shown_instead_of_the_one_the_history_implies() -> None:
+    from wftest import OrchestrationStatus
+
+    events = _suspended_history(resumed=True)
+
+    assert _badge_and_lane(html_timeline(events, status="SUSPENDED")) == ("SUSPENDED", "suspended")
+    assert _badge_and_lane(html_timeline(events, status=OrchestrationStatus.SUSPENDED)) == ("SUSPENDED", "suspended")
+    assert _badge_and_lane(html_timeline(events, status="ORCHESTRATION_STATUS_PENDING")) == ("PENDING", "pending")
+
+
+def test_a_tester_run_brings_its_own_status() -> None:
+    import dataclasses
+
+    from wftest import OrchestrationStatus
+
+    def waiter(ctx: Any, _: Any) -> Any:
+        return (yield ctx.wait_for_external_event("never"))
+
+    tester = WorkflowTester()
+    tester.start(waiter)
+    running = tester.run_until(timedelta(hours=1))
+    assert running.status == "RUNNING"
+
+    relabelled = dataclasses.replace(running, status=OrchestrationStatus.SUSPENDED)
+    assert _badge_and_lane(html_timeline(relabelled)) == ("SUSPENDED", "suspended")
+    assert _badge_and_lane(html_timeline(relabelled, status="RUNNING")) == ("RUNNING", "running")  # the caller's wins
+
+
+def test_the_page_embeds_the_shared_stylesheet_and_script_with_matching_hashes() -> None:
+    import base64
+    import hashlib
+
+    from wftest.testing import _report
+
+    page = html_timeline(_timed_run(1))
+    style = page.split("<style>", 1)[1].split("</style>", 1)[0]
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+
+    assert style == _report.stylesheet() and script == _report.script()
+    expected = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    assert _report.csp_hash(script) == f"'sha256-{expected}'"

@@ -115,3 +115,33 @@ def test_a_page_error_would_be_caught(tmp_path: Path) -> None:
     shown = render(broken)
 
     assert any("Uncaught ReferenceError: notDefined is not defined" in line for line in shown.console), shown.console
+
+
+_TICK_PROBE = """<script>
+window.addEventListener("load", function () {
+  var svg = document.querySelector(".chart.c0 svg").getBoundingClientRect();
+  var labels = Array.prototype.map.call(document.querySelectorAll(".chart.c0 .tick text[text-anchor]"),
+    function (t) { var box = t.getBoundingClientRect();
+                   return [t.textContent, Math.round(box.left - svg.left), Math.round(box.right - svg.left)]; });
+  document.body.setAttribute("data-ticks", JSON.stringify({width: Math.round(svg.width), labels: labels}));
+});
+</script>"""
+
+
+def test_the_last_tick_label_is_not_cut_off_at_the_right_edge(tmp_path: Path) -> None:
+    def wait(ctx: Any, _: Any) -> Any:
+        yield ctx.create_timer(timedelta(seconds=1.6))   # the axis ends on a tick with a long clock-time label
+
+    page = write_html_timeline(tmp_path / "ticks.html", WorkflowTester().run(wait), time="real")
+    probed = page.with_name("ticks-probe.html")
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", _TICK_PROBE + "</body>", 1),
+                      encoding="utf-8")
+
+    shown = render(probed, screenshot=tmp_path / "ticks.png", size=(1320, 400))
+
+    found = re.search(r'data-ticks="([^"]*)"', shown.dom)
+    assert found is not None, shown.dom[:2000]
+    ticks = json.loads(found.group(1).replace("&quot;", '"'))
+    labels = ticks["labels"]
+    assert labels[-1][0] == "00:00:01.600"
+    assert all(left >= 0 and right <= ticks["width"] for _, left, right in labels), ticks

@@ -361,6 +361,48 @@ def test_a_running_and_a_suspended_instance(ui: UiServer) -> None:
     assert "ExecutionSuspended" in suspended.text
 
 
+def test_the_timeline_of_a_suspended_instance_says_suspended(ui: UiServer) -> None:
+    timeline = page_of(ui, "wait-2").text.split('<section class="panel timeline">', 1)[1]
+
+    assert '<h2>Timeline<span class="status SUSPENDED">SUSPENDED</span></h2>' in timeline
+    assert '<text class="lane-detail" x="12" y="62.0">suspended</text>' in timeline
+    assert "RUNNING" not in timeline and "still running" not in timeline
+
+
+def test_the_timeline_shows_the_status_of_the_record() -> None:
+    # the page passes the record's status to the chart: a history that ended resumed, under a record that
+    # says SUSPENDED (as when a suspend request is recorded and not yet in the history), reads SUSPENDED
+    import dataclasses
+
+    from wftest import _ui
+    from wftest.protos import orchestrator_service_pb2 as pb
+
+    engine = Engine()
+    engine.client.schedule_new_orchestration(waiter, instance_id="w")
+    engine.run_until_idle()
+
+    class Suspended:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(engine.backend, name)
+
+        def get_instance(self, instance_id: str) -> Any:
+            record = engine.backend.get_instance(instance_id)
+            return dataclasses.replace(record, status=pb.ORCHESTRATION_STATUS_SUSPENDED) if record else None
+
+    page = _ui.App(Suspended(), "test").handle("/instances/w").body.decode("utf-8")  # type: ignore[arg-type]
+    timeline = page.split('<section class="panel timeline">', 1)[1]
+
+    assert '<h2>Timeline<span class="status SUSPENDED">SUSPENDED</span></h2>' in timeline
+    assert "RUNNING" not in timeline
+
+
+def test_pages_from_a_database_do_not_suggest_mock_delays(ui: UiServer) -> None:
+    page = page_of(ui, "wait-2")  # every event at one instant: laid out by step
+
+    assert "every event happened at the same instant" in page.text
+    assert ".after(" not in page.text and "mocks" not in page.text
+
+
 def test_a_parent_links_to_its_sub_orchestrations(ui: UiServer) -> None:
     page = page_of(ui, "order-1")
 
@@ -484,11 +526,13 @@ def test_browsing_leaves_the_database_file_unchanged(db: Path) -> None:
     assert not wal.exists() or wal.stat().st_size == 0  # nothing was logged for a later checkpoint either
 
 
-def test_the_database_is_opened_read_only(ui: UiServer) -> None:
-    connection = ui.backend._db  # type: ignore[attr-defined]
+def test_the_database_is_opened_read_only(ui: UiServer, db: Path) -> None:
+    backend = ui.backend
 
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        connection.execute("DELETE FROM instances")
+    assert isinstance(backend, SqliteBackend) and backend.read_only
+    with pytest.raises(BackendError, match="open read-only"):
+        backend.purge_instance("order-1")
+    assert backend.get_instance("order-1") is not None  # the instance is still there
 
 
 def test_a_worker_writing_the_same_file_is_not_disturbed(tmp_path: Path) -> None:
@@ -554,7 +598,7 @@ def test_what_is_not_a_wftest_database_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(BackendError, match="no such database file"):
         serve(tmp_path / "missing.db")
-    with pytest.raises(BackendError, match=r"not a wftest database \(tables: t\)"):
+    with pytest.raises(BackendError, match=r"belongs to another application \(tables: t\)"):
         serve(other)
     with pytest.raises(BackendError, match="cannot read this file as a wftest database"):
         serve(text)
@@ -644,7 +688,7 @@ def test_the_list_page_in_a_browser(ui: UiServer, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("instance_id", ["order-1", "pay-1", HOSTILE_ID])
+@pytest.mark.parametrize("instance_id", ["order-1", "pay-1", "wait-2", HOSTILE_ID])
 def test_an_instance_page_in_a_browser(ui: UiServer, tmp_path: Path, instance_id: str) -> None:
     screenshot = tmp_path / "ui-instance.png"
 

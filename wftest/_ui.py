@@ -8,8 +8,9 @@ Routes (GET and HEAD only; every other method gets 405)::
     /instances/<id>/history.json       its history as a ``.history.json`` file
     /favicon.ico                       204 (the pages declare an empty icon; this keeps logs clean)
 
-Reading never writes: a database file is opened through a sqlite ``mode=ro`` URI, in autocommit mode, so
-every request sees what the workers have committed and no lock is ever held between requests. A backend or
+Reading never writes: a database file is opened with ``SqliteBackend(path, read_only=True)`` (a sqlite
+``mode=ro`` URI, in autocommit mode), so every request sees what the workers have committed and no lock is
+ever held between requests. A backend or
 engine object (tests) is read through the same three ``Backend`` methods: ``query_instances``,
 ``get_instance`` and ``get_history``.
 
@@ -21,8 +22,6 @@ refused (DNS-rebinding protection).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import ipaddress
 import json
@@ -30,21 +29,19 @@ import logging
 import os
 import socket
 import socketserver
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from wftest import _events as ev
 from wftest.backends import Backend, InstanceQuery, InstanceRecord
-from wftest.backends import sqlite as _sqlite
-from wftest.errors import BackendError, InstanceNotFoundError
+from wftest.backends.sqlite import SqliteBackend
+from wftest.errors import InstanceNotFoundError
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.testing import _report
 
@@ -62,61 +59,10 @@ _TIME_AXES = {"real": "clock time", "virtual": "offsets", "steps": "steps"}
 # -- what is read ---------------------------------------------------------------------------------------------
 
 
-class ReadOnlySqlite(_sqlite.SqliteBackend):
-    """A wftest sqlite database opened read-only (``mode=ro``): the backend's own queries, no writes.
-
-    Only ``query_instances``, ``get_instance`` and ``get_history`` are meant to be called; a write would
-    fail with sqlite's "attempt to write a readonly database". The connection is in autocommit mode, so
-    each query sees the latest commit of the workers, and no read lock outlives a query.
-
-    With no other process attached, sqlite may create the (empty) ``-wal`` and ``-shm`` side files that WAL
-    mode keeps next to the database; the database file itself is never written.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        # deliberately not SqliteBackend.__init__: that one creates and migrates the schema and sets the
-        # journal mode, which are writes
-        target = Path(path)
-        self.path = str(target)
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        if not target.is_file():
-            raise BackendError(f"{target}: no such database file")
-        try:
-            self._db = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout,
-                                       isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as err:
-            raise BackendError(f"{target}: cannot open the database read-only: {err}") from None
-        try:
-            self._check_schema()
-        except sqlite3.DatabaseError as err:
-            self._db.close()
-            raise BackendError(f"{target}: cannot read this file as a wftest database: {err}") from None
-        except BackendError:
-            self._db.close()
-            raise
-
-    def _check_schema(self) -> None:
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "wftest_schema" not in tables:
-            found = ", ".join(sorted(tables)) or "none"
-            raise BackendError(f"{self.path}: not a wftest database (tables: {found})")
-        row = self._db.execute("SELECT MAX(version) FROM wftest_schema").fetchone()
-        version = row[0] if row else None
-        if version is None:
-            raise BackendError(f"{self.path}: the wftest_schema table is empty; the file is damaged")
-        if version > _sqlite.SCHEMA_VERSION:
-            raise BackendError(f"{self.path}: the database schema is version {version}, newer than this wftest "
-                               f"understands ({_sqlite.SCHEMA_VERSION}); upgrade wftest")
-        missing = {"instances", "history"} - tables
-        if missing:
-            raise BackendError(f"{self.path}: tables {', '.join(sorted(missing))} are missing; the file is damaged")
-
-
 def open_source(source: object) -> tuple[Backend, str, bool]:
     """The backend to read, a label for the page header, and whether the server owns (closes) it."""
     if isinstance(source, str | os.PathLike):
-        backend = ReadOnlySqlite(source)
+        backend = SqliteBackend(source, read_only=True)
         return backend, str(source), True
     inner = getattr(source, "backend", None)  # an Engine (or anything that carries a backend)
     if inner is not None and _is_backend(inner):
@@ -178,10 +124,6 @@ def _badge(status: str) -> str:
     return f'<span class="status {_e(status)}">{_e(status)}</span>'
 
 
-def _hash(text: str) -> str:
-    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
-
-
 _UI_CSS = """
 body { padding: 0 0 40px; background: #f7f9fb; }
 header.top { display: flex; align-items: baseline; gap: 18px; padding: 12px 28px; background: #1f2933; color: #e4e7eb; }
@@ -238,9 +180,10 @@ pre.payload { margin: 4px 0 12px; padding: 8px 10px; background: #f5f7fa; border
 footer { padding: 0 28px; }
 """
 
-_STYLE = _report._CSS + _UI_CSS
-_SCRIPT = _report._JS
-_CSP = (f"default-src 'none'; style-src '{_hash(_STYLE)}'; script-src '{_hash(_SCRIPT)}'; img-src data:; "
+_STYLE = _report.stylesheet() + _UI_CSS
+_SCRIPT = _report.script()
+_CSP = (f"default-src 'none'; style-src {_report.csp_hash(_STYLE)}; script-src {_report.csp_hash(_SCRIPT)}; "
+        "img-src data:; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _HEADERS = {
     "Content-Security-Policy": _CSP,
@@ -352,7 +295,7 @@ class App:
             download = f'<a href="{_e(instance_href(instance_id) + "/history.json")}">download .history.json</a>'
             parts.append(f'<section class="panel timeline"><p class="axes">chart axis:{axes} · {download}</p>')
             parts.append(_report.render_section(history, mode=time, prefix="t-", heading="Timeline", level=2,
-                                                linked=children))
+                                                linked=children, status=status))
             parts.append("</section>")
         else:
             parts.append('<section class="panel"><h2>Timeline</h2><p class="muted">No history yet: the instance has '

@@ -70,7 +70,13 @@ def _build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run workers on a database")
     worker.add_argument("--db", type=Path, required=True)
     worker.add_argument("--registry", metavar="MODULE:ATTR", required=True, help="the wftest.Registry to serve")
-    worker.add_argument("--threads", type=int, default=4, help="activity threads")
+    worker.add_argument("--threads", type=int, default=4, help="threads for sync activities (default 4)")
+    worker.add_argument("--orchestration-threads", type=int, default=1,
+                        help="threads running orchestration steps (default 1)")
+    worker.add_argument("--async-activities", type=int, default=100,
+                        help="async activities run at once on the event loop (default 100; 0: on the threads)")
+    worker.add_argument("--stop-timeout", type=float, default=10.0,
+                        help="seconds in-flight work may finish on Ctrl-C before it is handed back (default 10)")
     worker.add_argument("--until-done", action="store_true", help="exit once every instance has finished")
     worker.add_argument("--lock-timeout", type=float, default=60.0,
                         help="seconds before another worker may take over the work of one that died (default 60)")
@@ -181,16 +187,19 @@ def _worker(args: argparse.Namespace) -> int:
 
     engine = Engine(backend=SqliteBackend(args.db), registry=load_registry(args.registry), clock=SystemClock(),
                     lock_timeout=timedelta(seconds=args.lock_timeout))
-    with engine.start(activity_threads=args.threads):
-        try:
-            while True:
-                _time.sleep(0.1)
-                if args.until_done:
-                    states = engine.client.get_all_orchestration_states(fetch_payloads=False)
-                    if states and all(is_terminal(s.runtime_status.to_proto()) for s in states):
-                        return 0
-        except KeyboardInterrupt:
-            return 0
+    engine.start(orchestration_threads=args.orchestration_threads, activity_threads=args.threads,
+                 async_activities=args.async_activities)
+    try:
+        while True:
+            _time.sleep(0.1)
+            if args.until_done:
+                states = engine.client.get_all_orchestration_states(fetch_payloads=False)
+                if states and all(is_terminal(s.runtime_status.to_proto()) for s in states):
+                    return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.stop(timeout=args.stop_timeout)
 
 
 def _ps(args: argparse.Namespace) -> int:

@@ -47,7 +47,8 @@ HistorySource = Union[Sequence[pb.HistoryEvent], "RunResult", "History", str, os
 _MAX_CHILDREN = 25
 
 
-def html_timeline(history: HistorySource, *, title: str | None = None, time: str = "virtual") -> str:
+def html_timeline(history: HistorySource, *, title: str | None = None, time: str = "virtual",
+                  status: str | None = None) -> str:
     """Render a history as one self-contained HTML page (no network, no CDN); returns the page text.
 
     Args:
@@ -59,7 +60,12 @@ def html_timeline(history: HistorySource, *, title: str | None = None, time: str
             offsets from the start (``+2h``, ``+3d``). ``"real"`` places them the same way and labels
             the axis with clock times; use it for histories from a real-clock engine. ``"steps"`` gives
             each orchestrator step one column. When every event has the same timestamp, as in a run of
-            mocks without delays, the chart falls back to steps and says so.
+            mocks without delays, the chart falls back to steps and says so (for a ``RunResult``, it also
+            suggests giving the mocks a delay with ``.after(...)``).
+        status: the instance's runtime status, if you know it (``OrchestrationStatus`` or its name, from
+            ``client.get_orchestration_state(iid).runtime_status``); the page shows it instead of the status
+            the history implies. A history says RUNNING until it completes, or SUSPENDED when it ends with
+            a suspension; a ``RunResult`` brings its own status.
 
     Raises ``ValueError`` for an unknown ``time``, ``TypeError`` for something that is not a history,
     and ``HistoryFileError`` for a bad file.
@@ -72,12 +78,15 @@ def html_timeline(history: HistorySource, *, title: str | None = None, time: str
     if time not in _report.TIME_MODES:
         raise ValueError(f"time must be one of {', '.join(_report.TIME_MODES)}, not {time!r}")
     events, children = _resolve(history)
+    tester_run = _is_run_result(history)
+    if status is None and tester_run:
+        status = history.status  # type: ignore[union-attr]
     sections_to_show = [cid for cid, _ in children]
     root = _report.render_section(events, mode=time, prefix="r-", heading=title, level=1,
-                                  linked=sections_to_show)
+                                  linked=sections_to_show, status=status, mock_hint=tester_run)
     sections = [root]
     for n, (_, child_events) in enumerate(children):
-        sections.append(_child_section(child_events, time, f"c{n}-", sections_to_show))
+        sections.append(_child_section(child_events, time, f"c{n}-", sections_to_show, mock_hint=tester_run))
     started = next((e.executionStarted for e in events if e.HasField("executionStarted")), None)
     page_title = title or (f"{started.name} · {started.orchestrationInstance.instanceId}" if started else "history")
     return _report.render_page(sections, title=f"{page_title} — wftest timeline")
@@ -96,28 +105,38 @@ def html_timelines(histories: Sequence[HistorySource], *, title: str | None = No
     linked = [cid for _, children in resolved for cid, _ in children]
     linked += [_instance_id(events) for events, _ in resolved]
     sections = []
-    for n, (events, children) in enumerate(resolved):
+    for n, ((events, children), source) in enumerate(zip(resolved, histories, strict=True)):
+        tester_run = _is_run_result(source)
+        status = source.status if tester_run else None  # type: ignore[union-attr]
         sections.append(_report.render_section(events, mode=time, prefix=f"h{n}-", level=1 if len(resolved) == 1
-                                               else 2, linked=linked))
+                                               else 2, linked=linked, status=status, mock_hint=tester_run))
         for k, (_, child_events) in enumerate(children):
-            sections.append(_child_section(child_events, time, f"h{n}c{k}-", linked))
+            sections.append(_child_section(child_events, time, f"h{n}c{k}-", linked, mock_hint=tester_run))
     heading = f"<h1>{html.escape(title)}</h1>" if title else ""
     return _report.render_page([heading, *sections], title=f"{title or 'histories'} — wftest timeline")
 
 
 def write_html_timeline(path: str | os.PathLike[str], history: HistorySource, *, title: str | None = None,
-                        time: str = "virtual") -> Path:
+                        time: str = "virtual", status: str | None = None) -> Path:
     """Write :func:`html_timeline`'s page to ``path`` (UTF-8; parent folders are created); returns the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html_timeline(history, title=title, time=time), encoding="utf-8")
+    target.write_text(html_timeline(history, title=title, time=time, status=status), encoding="utf-8")
     return target
 
 
-def _child_section(events: list[pb.HistoryEvent], time: str, prefix: str, linked: list[str]) -> str:
+def _child_section(events: list[pb.HistoryEvent], time: str, prefix: str, linked: list[str], *,
+                   mock_hint: bool = False) -> str:
     name = next((e.executionStarted.name for e in events if e.HasField("executionStarted")), "?")
     return _report.render_section(events, mode=time, prefix=prefix, heading=f"sub-orchestration {name}", level=2,
-                                  linked=linked)
+                                  linked=linked, mock_hint=mock_hint)
+
+
+def _is_run_result(source: object) -> bool:
+    """A tester's run (its mocks may have had no delay), as opposed to a history from a file or a database."""
+    from wftest.testing import RunResult
+
+    return isinstance(source, RunResult)
 
 
 def _instance_id(events: Sequence[pb.HistoryEvent]) -> str:

@@ -12,6 +12,10 @@ application's database, or a file that is not a database fails at open with ``Ba
 file and what is wrong. Versions: 1, the first; 2 adds ``activities.tags`` (the ``TaskScheduled`` tags an
 activity's context is extracted from) and an index on ``instances.completed_at`` (retention).
 
+``SqliteBackend(path, read_only=True)`` opens an existing file through a sqlite ``mode=ro`` URI for readers
+such as ``wftest ui``: it creates and migrates nothing (an older schema is read as it is when the read path
+understands it), and every write raises ``BackendError`` naming the file.
+
 Retention (go-workflows' AutoExpiration): with ``retention=timedelta(...)`` a finished instance (COMPLETED,
 FAILED, TERMINATED) is deleted, with its history, once ``retention`` has passed since it finished. The
 backend deletes expired instances itself, when a worker looks for work (``fetch_orchestration_work_item``,
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -110,6 +115,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS instances_completed ON instances (completed_at)",
     ),
 }
+#: the oldest schema version whose instances and history tables the read path (get_instance, get_history,
+#: query_instances) reads as they are; read_only=True opens files from this version on without migrating them
+_READABLE_FROM = 1
 _TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 _TABLES = {"wftest_schema", "instances", "history", "inbox", "activities"}
 _EPOCH = datetime(1970, 1, 1)
@@ -147,22 +155,40 @@ class SqliteBackend(Backend):
         busy_timeout: seconds to wait for another process's transaction.
         retention: delete finished instances this long after they finished (see the module docstring);
             None (the default) keeps them until purged.
+        read_only: open an existing file for reading only (a sqlite ``mode=ro`` URI): nothing is created or
+            migrated, and every write (scheduling, fetching work, purging) raises ``BackendError``. Each read
+            sees the latest commit of the processes writing the file. A file with an older schema is read as
+            it is when the read path understands it (version 1 on). With no other process attached, sqlite
+            may create the empty ``-wal``/``-shm`` side files that WAL mode keeps; the database file itself
+            is never written.
+
+            .. versionadded:: 0.1
 
     Example::
 
         engine = Engine(backend=SqliteBackend("workflows.db", retention=timedelta(days=7)), clock=SystemClock())
+        viewer = SqliteBackend("workflows.db", read_only=True)   # what wftest ui reads through
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, busy_timeout: float = 30.0,
-                 retention: timedelta | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout: float = 30.0,
+                 retention: timedelta | None = None, read_only: bool = False) -> None:
         if retention is not None and (not isinstance(retention, timedelta) or retention <= timedelta(0)):
             raise ValueError(f"retention must be a positive timedelta or None, got {retention!r}")
+        if read_only and str(path) == ":memory:":
+            raise ValueError("read_only=True needs a database file: a new in-memory database is empty")
+        if read_only and retention is not None:
+            raise ValueError("retention deletes expired instances, which a read_only=True backend cannot do")
         self.retention = retention
+        #: True when the file was opened with read_only=True: every write raises BackendError
+        self.read_only = read_only
         #: no instance expires before this (the next sweep); datetime.min: not known yet
         self._next_expiry_check = datetime.min
         self.path = str(path)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        if read_only:
+            self._db = self._connect_read_only(Path(path), busy_timeout)
+            return
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -170,19 +196,39 @@ class SqliteBackend(Backend):
         except sqlite3.DatabaseError as err:
             raise BackendError(f"{self.path}: cannot use this file as a wftest database: {err}") from None
 
-    def _open(self) -> None:
-        db = self._db
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if self.path != ":memory:":
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-        if not tables - {"sqlite_sequence"}:
-            with self._transaction() as tx:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
-                tx.execute("INSERT INTO wftest_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            return
+    def _connect_read_only(self, target: Path, busy_timeout: float) -> sqlite3.Connection:
+        """Open an existing file through a ``mode=ro`` URI and check its schema; create and migrate nothing."""
+        if not target.is_file():
+            what = "is not a file" if target.exists() else "does not exist"
+            raise BackendError(f"{target}: no such database file (it {what}); read_only=True opens an existing "
+                               "wftest database and never creates one")
+        try:
+            db = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout,
+                                 isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as err:
+            raise BackendError(f"{target}: cannot open the database read-only: {err}") from None
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables - {"sqlite_sequence"}:
+                raise BackendError(f"{target}: not a wftest database (it has no tables), and read_only=True "
+                                   "cannot create the schema")
+            version = self._check_schema(db, tables)
+            if version < _READABLE_FROM:
+                raise BackendError(
+                    f"{target}: the database schema is version {version}; reading it needs a migration to "
+                    f"version {SCHEMA_VERSION}, which read_only=True cannot do. Open it once without read_only "
+                    "(SqliteBackend(path)) to migrate it"
+                )
+        except sqlite3.DatabaseError as err:
+            db.close()
+            raise BackendError(f"{target}: cannot read this file as a wftest database: {err}") from None
+        except BackendError:
+            db.close()
+            raise
+        return db
+
+    def _check_schema(self, db: sqlite3.Connection, tables: set[str]) -> int:
+        """The schema version of a file with tables in it, after checking that wftest can use it."""
         if "wftest_schema" not in tables:
             raise BackendError(
                 f"{self.path}: this sqlite database belongs to another application (tables: "
@@ -200,6 +246,22 @@ class SqliteBackend(Backend):
         missing = _TABLES - tables
         if missing:
             raise BackendError(f"{self.path}: tables {', '.join(sorted(missing))} are missing; the file is damaged")
+        return int(version)
+
+    def _open(self) -> None:
+        db = self._db
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if self.path != ":memory:":
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        if not tables - {"sqlite_sequence"}:
+            with self._transaction() as tx:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute("INSERT INTO wftest_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            return
+        version = self._check_schema(db, tables)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._transaction() as tx:
                 current = tx.execute("SELECT MAX(version) FROM wftest_schema").fetchone()[0]
@@ -212,6 +274,11 @@ class SqliteBackend(Backend):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:  # every write goes through here
+            raise BackendError(
+                f"{self.path}: the database is open read-only (SqliteBackend(..., read_only=True)), so it cannot "
+                "be changed; open it without read_only to write"
+            )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -5,7 +5,8 @@ Two ways to run it:
 * deterministic stepping (tests, virtual clock): ``run_until_idle()`` runs every work item that is due
   now, in a fixed order, on the calling thread; ``advance(delta)`` moves the virtual clock and runs
   what becomes due on the way; ``client.wait_for_*`` does both until the instance gets there.
-* concurrent (real time): ``start()`` runs worker threads that poll the backend until ``stop()``.
+* concurrent (real time): ``start()`` runs worker threads that poll the backend until ``stop()`` (see
+  ``wftest.engine._concurrent``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from wftest import _events as ev
 from wftest.backends import ActivityWorkItem, Backend, MemoryBackend
 from wftest.converter import DEFAULT_CONVERTER, Converter
 from wftest.engine._client import TaskHubClient
 from wftest.engine._clock import Clock, VirtualClock
+from wftest.engine._concurrent import ConcurrentRunner
 from wftest.engine._scheduler import Scheduler
 from wftest.engine._worker import Worker
 from wftest.errors import InstanceNotFoundError, OrchestrationStalledError, WaitTimeoutError
@@ -42,7 +43,8 @@ logger = logging.getLogger("wftest.engine")
 
 _ENGINE_IDS = itertools.count(1)
 
-#: (activity task) -> (result event, delay before it is delivered), or None to run the activity for real
+#: (activity task) -> (result event, delay before it is delivered), or None to run the activity for real;
+#: with a delay, the worker stamps the event with its arrival time (now + delay)
 ActivityInterceptor = Callable[[ActivityTask], "tuple[pb.HistoryEvent, timedelta | None] | None"]
 _INSTANCE_NAMESPACE = uuid.UUID("0b8f3d52-3c1e-4a8e-b7a5-6f1f0d2e9c47")
 
@@ -131,8 +133,7 @@ class Engine(Registrations):
         #: test seam: may replace an outgoing message (e.g. a mocked sub-orchestration's start by its result)
         self.sub_orchestration_interceptor: Callable[[Message, datetime], Message] | None = None
         self._instance_counter = itertools.count(1)
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
+        self._runner: ConcurrentRunner | None = None
         self._wakeup = threading.Event()
 
     @property
@@ -299,14 +300,14 @@ class Engine(Registrations):
                 raise InstanceNotFoundError(instance_id, f"instance {instance_id!r} was purged while waiting")
             return record
 
-        if self.clock.is_virtual and not self._threads:
+        if self.clock.is_virtual and self._runner is None:
             self.run_until(
                 lambda: done(current()),
                 timeout=timeout,
                 describe=lambda: f"instance {instance_id!r} waits for {what}: {self.describe_waiting(instance_id)}",
             )
             return current()
-        if not self._threads and isinstance(backend, MemoryBackend) and not done(current()):
+        if self._runner is None and isinstance(backend, MemoryBackend) and not done(current()):
             # nobody else can serve an in-memory backend: waiting would hang forever
             raise RuntimeError(
                 f"cannot wait for {what} of {instance_id!r}: this engine runs on a real clock and its workers are "
@@ -361,65 +362,65 @@ class Engine(Registrations):
 
     # -- concurrent mode ----------------------------------------------------------------------------
 
-    def start(self, *, activity_threads: int = 4) -> Engine:
-        """Start worker threads (real-time mode): one for orchestrations, ``activity_threads`` for activities.
+    def start(self, *, orchestration_threads: int = 1, activity_threads: int = 4,
+              async_activities: int = 100) -> Engine:
+        """Start worker threads (real-time mode) that poll the backend until :meth:`stop`.
+
+        Args:
+            orchestration_threads: threads running orchestration steps (steps of one instance never
+                overlap: the backend locks the instance while a step runs).
+            activity_threads: threads running sync activities (a pool).
+            async_activities: how many ``async def`` activities may run at once on the engine's event loop
+                thread; 0 runs them on the pool threads instead, one at a time per thread.
 
         Returns the engine, so ``with Engine(clock=SystemClock()).start() as engine:`` works.
+
+        Example::
+
+            with Engine(backend=SqliteBackend("app.db"), clock=SystemClock()).start(activity_threads=8) as engine:
+                state = engine.client.wait_for_orchestration_completion(iid, timeout=60)
         """
-        if self._threads:
+        if self._runner is not None:
             raise RuntimeError("the engine is already started")
         if self.clock.is_virtual:
             raise RuntimeError(
                 "worker threads need a real clock: use Engine(clock=SystemClock()), or drive a virtual clock "
                 "with run_until_idle() / advance() / client.wait_for_orchestration_completion()"
             )
-        self._stopping.clear()
-        self._threads = [threading.Thread(target=self._orchestration_loop, name=f"{self.owner}-orch", daemon=True)]
-        self._threads += [
-            threading.Thread(target=self._activity_loop, name=f"{self.owner}-act-{i}", daemon=True)
-            for i in range(activity_threads)
-        ]
-        for thread in self._threads:
-            thread.start()
+        runner = ConcurrentRunner(self, orchestration_threads=orchestration_threads,
+                                  activity_threads=activity_threads, async_activities=async_activities)
+        self._runner = runner
+        runner.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the worker threads; in-flight work items finish first (or are taken over after expiry)."""
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads = []
-        self.worker.close()
+    def stop(self, timeout: float = 10.0, *, drain: bool = True) -> list[str]:
+        """Stop the worker threads; returns the in-flight work items that were abandoned, described.
+
+        Fetching stops at once. With ``drain`` (default) the work items in flight may finish until
+        ``timeout`` seconds have passed; whatever still runs then (or at once with ``drain=False``) is
+        abandoned: the backend releases it immediately, so another worker (another engine on the same
+        database) takes it over without waiting for its lock to expire, and a warning in the
+        ``wftest.engine`` log names each one. An abandoned activity that finishes later has its result
+        discarded (an async one is cancelled). Does nothing if the engine is not started.
+        """
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return []
+        try:
+            return runner.stop(timeout, drain=drain)
+        finally:
+            self.worker.close()
+
+    @property
+    def started(self) -> bool:
+        """Whether worker threads are running (between :meth:`start` and :meth:`stop`)."""
+        return self._runner is not None
 
     def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _orchestration_loop(self) -> None:
-        self._poll(lambda now: self.backend.fetch_orchestration_work_item(self.owner, now, self.lock_timeout),
-                   self.worker.run_orchestration)
-
-    def _activity_loop(self) -> None:
-        self._poll(lambda now: self.backend.fetch_activity_work_item(self.owner, now, self.lock_timeout),
-                   self.worker.run_activity)
-        self.worker.close()
-
-    def _poll(self, fetch: Callable[[datetime], Any], run: Callable[[Any], None]) -> None:
-        while not self._stopping.is_set():
-            try:
-                item = fetch(self.clock.now())
-                if item is None:
-                    wake = self.backend.next_wakeup()
-                    wait = 0.05
-                    if wake is not None:
-                        wait = min(wait, max(0.0, (wake - self.clock.now()).total_seconds()))
-                    self.backend.wait_for_work(wait)
-                    continue
-                run(item)
-            except Exception:
-                logger.exception("worker %s: a work item failed; it will be retried", self.owner)
 
     # -- reporting ----------------------------------------------------------------------------------
 

@@ -207,52 +207,126 @@ class Worker:
 
     def run_activity(self, item: ActivityWorkItem, *, fault: Fault | None = None) -> None:
         """Run one activity and commit its result (or failure), or suffer an injected ``fault``."""
-        engine = self.engine
-        hooks = engine._hooks
-        task = item.task
-        delay = None
+        outcome = self.activity_outcome(item, fault=fault)
+        if outcome is not None:
+            self.commit_activity(item, *outcome)
+
+    def activity_outcome(self, item: ActivityWorkItem, *, fault: Fault | None = None
+                         ) -> tuple[pb.HistoryEvent, timedelta | None] | None:
+        """Run one activity (hooks, interceptor and injected ``fault`` included); its result event and delay.
+
+        None when the fault was a crash after the activity (the task was released, nothing to commit).
+        Anything but the activity's own failure (a hook or the engine broke) releases the task at once
+        and raises.
+        """
         try:
-            if hooks is not None:
-                hooks.before_activity(task)
-            if isinstance(fault, (ActivityFails, ActivityTimesOut)):
-                error = fault.error if isinstance(fault, ActivityFails) else TimeoutError(
-                    f"activity {task.name!r} (task #{task.task_id}) timed out (injected fault)")
-                result = ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(error))
-            else:
-                intercepted = engine.activity_interceptor(task) if engine.activity_interceptor is not None else None
-                if intercepted is not None:
-                    result, delay = intercepted
-                else:
-                    result = self.execute_activity(task)
-                if isinstance(fault, CrashAfterActivity):
-                    # the worker dies before recording the result: the task is delivered again
-                    engine.backend.abandon_activity_work_item(item, engine.clock.now())
-                    return
-            if hooks is not None:
-                hooks.after_activity(item.task, result)
+            ready = self._activity_prelude(item, fault)
+            if ready is None:
+                ready = self.execute_activity(item.task), None
+            if isinstance(fault, CrashAfterActivity):
+                # the worker dies before recording the result: the task is delivered again
+                self.engine.backend.abandon_activity_work_item(item, self.engine.clock.now())
+                return None
+            return self._activity_postlude(item, ready)
         except Exception:
-            # not the activity's own failure (that becomes TaskFailed): a hook or the engine broke;
-            # release the task at once rather than leaving it locked until the lock expires
-            engine.backend.abandon_activity_work_item(item, engine.clock.now())
+            self._release_activity(item)
             raise
-        now = engine.clock.now()
-        engine.backend.complete_activity_work_item(item, result, now, visible_at=now + delay if delay else None)
+
+    async def activity_outcome_async(self, item: ActivityWorkItem) -> tuple[pb.HistoryEvent, timedelta | None]:
+        """``activity_outcome`` for an ``async def`` activity, awaited on the caller's event loop."""
+        try:
+            ready = self._activity_prelude(item, None)
+            if ready is None:
+                ready = await self.execute_activity_async(item.task), None
+            return self._activity_postlude(item, ready)
+        except Exception:
+            self._release_activity(item)
+            raise
+
+    def commit_activity(self, item: ActivityWorkItem, result: pb.HistoryEvent, delay: timedelta | None) -> None:
+        """Record an activity's result for its orchestration (``LockLostError`` if the lock was lost)."""
+        now = self.engine.clock.now()
+        self.engine.backend.complete_activity_work_item(item, result, now, visible_at=now + delay if delay else None)
+
+    def is_async_activity(self, name: str) -> bool:
+        """Whether the activity registered under ``name`` is an ``async def`` (runs on an event loop)."""
+        fn = self.engine.registry.get_activity(name)
+        if fn is None or self.engine.activity_interceptor is not None:
+            return False
+        # a function, or an object whose class defines ``async def __call__``
+        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+    def _activity_prelude(self, item: ActivityWorkItem, fault: Fault | None
+                          ) -> tuple[pb.HistoryEvent, timedelta | None] | None:
+        """Hooks before the activity, then an injected failure or the interceptor's answer (None: run it)."""
+        engine = self.engine
+        task = item.task
+        if engine._hooks is not None:
+            engine._hooks.before_activity(task)
+        if isinstance(fault, (ActivityFails, ActivityTimesOut)):
+            error = fault.error if isinstance(fault, ActivityFails) else TimeoutError(
+                f"activity {task.name!r} (task #{task.task_id}) timed out (injected fault)")
+            return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(error)), None
+        if engine.activity_interceptor is not None:
+            intercepted = engine.activity_interceptor(task)
+            if intercepted is not None:
+                result, delay = intercepted
+                if delay:
+                    # the result arrives after the delay: that, not the call, is the time of its event
+                    result.timestamp.FromDatetime(engine.clock.now() + delay)
+                return result, delay
+        return None
+
+    def _activity_postlude(self, item: ActivityWorkItem, ready: tuple[pb.HistoryEvent, timedelta | None]
+                           ) -> tuple[pb.HistoryEvent, timedelta | None]:
+        if self.engine._hooks is not None:
+            self.engine._hooks.after_activity(item.task, ready[0])
+        return ready
+
+    def _release_activity(self, item: ActivityWorkItem) -> None:
+        # not the activity's own failure (that becomes TaskFailed): a hook or the engine broke; release
+        # the task at once rather than leaving it locked until the lock expires
+        with contextlib.suppress(LockLostError):
+            self.engine.backend.abandon_activity_work_item(item, self.engine.clock.now())
+
+    def _activity_call(self, task: ActivityTask) -> tuple[Any, Any, ActivityContext, bool]:
+        engine = self.engine
+        fn = engine.registry.get_activity(task.name)
+        if fn is None:
+            raise NotRegisteredError("activity", task.name, engine.registry.activity_names)
+        value = engine.converter.deserialize(task.input)
+        ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at, task.tags)
+        return fn, value, ctx, engine.registry.activity_takes_input(task.name)
 
     def execute_activity(self, task: ActivityTask) -> pb.HistoryEvent:
-        """Call the activity function; the ``TaskCompleted`` or ``TaskFailed`` event for its result."""
+        """Call the activity function; the ``TaskCompleted`` or ``TaskFailed`` event for its result.
+
+        An ``async def`` activity runs to completion on this thread's own event loop.
+        """
         engine = self.engine
         try:
-            fn = engine.registry.get_activity(task.name)
-            if fn is None:
-                raise NotRegisteredError("activity", task.name, engine.registry.activity_names)
-            value = engine.converter.deserialize(task.input)
-            ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at, task.tags)
+            fn, value, ctx, takes_input = self._activity_call(task)
             hooks = engine._hooks
             # the request-scoped context the orchestration passed on (wftest_extract_context), if any
             with hooks.extract_context(task.tags) if hooks is not None else contextlib.nullcontext():
-                output = fn(ctx, value) if engine.registry.activity_takes_input(task.name) else fn(ctx)
+                output = fn(ctx, value) if takes_input else fn(ctx)
                 if inspect.isawaitable(output):
                     output = self._event_loop().run_until_complete(_await(output))
+            encoded = engine.converter.serialize(output)
+        except Exception as err:
+            return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(err))
+        return ev.task_completed(engine.clock.now(), task.task_id, encoded)
+
+    async def execute_activity_async(self, task: ActivityTask) -> pb.HistoryEvent:
+        """``execute_activity`` on the running event loop: other activities run while this one awaits."""
+        engine = self.engine
+        try:
+            fn, value, ctx, takes_input = self._activity_call(task)
+            hooks = engine._hooks
+            with hooks.extract_context(task.tags) if hooks is not None else contextlib.nullcontext():
+                output = fn(ctx, value) if takes_input else fn(ctx)
+                if inspect.isawaitable(output):
+                    output = await output
             encoded = engine.converter.serialize(output)
         except Exception as err:
             return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(err))

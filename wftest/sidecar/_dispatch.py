@@ -635,6 +635,7 @@ class SidecarEngine(Engine):
             "(or the sidecar's RPCs) to wait for instances instead of run_until_idle()/wait_for_*()"
         )
 
-    def start(self, *, activity_threads: int = 4) -> Engine:
+    def start(self, *, orchestration_threads: int = 1, activity_threads: int = 4,
+              async_activities: int = 100) -> Engine:
         """Not available: the sidecar's dispatcher runs this engine."""
         raise RuntimeError("the sidecar's engine is driven by its dispatcher; call SidecarServer.start() instead")

@@ -10,6 +10,8 @@ placed on a numeric axis (seconds from the start, or step numbers), and :func:`r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -119,10 +121,18 @@ def _ts(event: pb.HistoryEvent) -> datetime | None:
     return event.timestamp.ToDatetime() if event.HasField("timestamp") else None
 
 
-def build_chart(history: Sequence[pb.HistoryEvent], mode: str = "virtual") -> Chart:
-    """Lay ``history`` out as lanes; ``mode`` is ``virtual`` or ``real`` (time axis) or ``steps``."""
+def build_chart(history: Sequence[pb.HistoryEvent], mode: str = "virtual", *, status: str | None = None,
+                mock_hint: bool = False) -> Chart:
+    """Lay ``history`` out as lanes; ``mode`` is ``virtual`` or ``real`` (time axis) or ``steps``.
+
+    ``status`` is the instance's runtime status when the caller knows it (a backend's record, a tester's
+    result): the chart shows it instead of the status the history implies (RUNNING for a history that has
+    not completed, SUSPENDED for one that ends suspended). ``mock_hint`` (tester runs only) adds the hint
+    to give mocks a delay when every event has the same timestamp.
+    """
     if mode not in TIME_MODES:
         raise ValueError(f"time must be one of {', '.join(TIME_MODES)}, not {mode!r}")
+    status_override = _status_name(status)
     kinds = [e.WhichOneof("eventType") or "" for e in history]
     # when each event happened: its own time, but never before the step that read it (a mocked result is
     # stamped when it was made and read when its delay is over)
@@ -212,6 +222,10 @@ def build_chart(history: Sequence[pb.HistoryEvent], mode: str = "virtual") -> Ch
             sent.append(lane)
     if suspended is not None:
         suspensions.append((suspended, None))
+        if completed_at is None:
+            status = "SUSPENDED"  # suspended, and not resumed since
+    if status_override:
+        status = status_override
 
     _attach_retry_timers(calls, timer_list, history, kinds, step_of)
     timer_list = _merge_chunks([t for t in timer_list if t.ids], step_of, time_of)
@@ -222,8 +236,9 @@ def build_chart(history: Sequence[pb.HistoryEvent], mode: str = "virtual") -> Ch
     span = (time_of[-1] - first).total_seconds() if time_of else 0.0
     if axis != "steps" and span <= 0 and steps > 1:
         axis = "steps"
-        note = ("every event happened at the same instant, so the chart is laid out by step "
-                "(time='steps'); give mocks a delay with .after(...) to see durations")
+        note = "every event happened at the same instant, so the chart is laid out by step"
+        if mock_hint:
+            note += "; give mocks a delay with .after(...) to see durations"
 
     def pos(index: int) -> float:
         if axis == "steps":
@@ -242,7 +257,8 @@ def build_chart(history: Sequence[pb.HistoryEvent], mode: str = "virtual") -> Ch
         orchestration.segments.append(Segment(start_pos, pos(completed_at), css,
                                               f"{name}: {status}", rows, failed=status == "FAILED"))
     else:
-        orchestration.segments.append(Segment(start_pos, None, "orch-running", f"{name}: still running",
+        still = "suspended" if status == "SUSPENDED" else "still running"
+        orchestration.segments.append(Segment(start_pos, None, "orch-running", f"{name}: {still}",
                                               [started_at] if started_at is not None else []))
     for begin, end in suspensions:
         orchestration.segments.append(Segment(pos(begin), pos(end) if end is not None else None, "suspended",
@@ -280,6 +296,14 @@ def build_chart(history: Sequence[pb.HistoryEvent], mode: str = "virtual") -> Ch
         extent = float(steps)
     return Chart(lanes, axis, note, first, extent, steps, name, instance_id, status, output, failure, finished,
                  step_of, time_of)
+
+
+def _status_name(status: object) -> str:
+    """``OrchestrationStatus.SUSPENDED``, ``"suspended"`` or ``"ORCHESTRATION_STATUS_SUSPENDED"`` as ``SUSPENDED``."""
+    if status is None:
+        return ""
+    text = str(getattr(status, "value", status)).strip().upper().removeprefix("ORCHESTRATION_STATUS_")
+    return text
 
 
 def _attach_retry_timers(calls: dict[tuple[str, int], _Call], timers: list[_Timer],
@@ -420,7 +444,7 @@ dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; font-family: ui-mo
 .legend span { display: inline-flex; align-items: center; gap: 6px; }
 .legend svg { flex: none; }
 .chart { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; background: #fff; }
-svg.gantt { display: block; font-size: 12px; }
+svg.gantt { display: block; font-size: 12px; max-width: 100%; min-width: 900px; height: auto; }
 svg.gantt text { fill: var(--ink); }
 svg.gantt .tick text { fill: var(--muted); font-size: 11px; }
 svg.gantt .tick line { stroke: var(--line); }
@@ -538,6 +562,13 @@ def _ticks(chart: Chart) -> list[tuple[float, str]]:
     return ticks
 
 
+def _text_width(text: str, size: float = 11.0) -> float:
+    """A generous estimate of the width of ``text`` in the page's sans-serif font at ``size`` px (an SVG has
+    no layout to ask before it is drawn): digits and most letters are about 0.64em wide, narrow marks less."""
+    narrow = sum(1 for c in text if c in ":.,;' -|il")
+    return size * (0.66 * (len(text) - narrow) + 0.36 * narrow)
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
@@ -565,11 +596,16 @@ def anchor(instance_id: str) -> str:
 
 def _svg(chart: Chart, prefix: str, row_prefix: str, linked: Collection[str]) -> str:
     """The chart; element ids start with ``prefix``, and bars name their table rows ``{row_prefix}e{index}``."""
-    width = _LABEL_W + _PLOT_W + _RIGHT
-    height = _AXIS_H + _LANE_H * len(chart.lanes) + 8
+    ticks = _ticks(chart)
 
     def x(value: float) -> float:
         return _LABEL_W + min(max(value, 0.0), chart.extent) / chart.extent * _PLOT_W
+
+    # tick labels are centred on their tick: make room on the right for the last one (a tick at the end of
+    # the axis would otherwise be cut off at the edge of the picture)
+    right = max([_RIGHT, *(x(value) - _LABEL_W - _PLOT_W + _text_width(text) / 2 + 6 for value, text in ticks)])
+    width = round(_LABEL_W + _PLOT_W + right)
+    height = _AXIS_H + _LANE_H * len(chart.lanes) + 8
 
     out = [f'<svg class="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="timeline chart">',
@@ -583,7 +619,7 @@ def _svg(chart: Chart, prefix: str, row_prefix: str, linked: Collection[str]) ->
         if i % 2 == 0:
             out.append(f'<rect class="band" x="0" y="{_AXIS_H + i * _LANE_H}" width="{width}" height="{_LANE_H}"/>')
     out.append('<g class="tick">')
-    for value, text in _ticks(chart):
+    for value, text in ticks:
         tx = x(value)
         out.append(f'<line x1="{tx:.1f}" y1="{_AXIS_H - 6}" x2="{tx:.1f}" y2="{height - 4}"/>'
                    f'<text x="{tx:.1f}" y="{_AXIS_H - 12}" text-anchor="middle">{_e(text)}</text>')
@@ -602,8 +638,8 @@ def _svg(chart: Chart, prefix: str, row_prefix: str, linked: Collection[str]) ->
             x1 = x(seg.start)
             x2 = x(seg.end) if seg.end is not None else x(chart.extent)
             w = max(x2 - x1, _MIN_BAR)
-            if x1 + w > _LABEL_W + _PLOT_W + _RIGHT - 2:
-                x1 = _LABEL_W + _PLOT_W + _RIGHT - 2 - w
+            if x1 + w > width - 2:
+                x1 = width - 2 - w
             item_id = f"{prefix}i{i}-{n}"
             rows = " ".join(f"{row_prefix}e{r}" for r in seg.rows)
             bar_h = _BAR_H if not seg.css.startswith(("orch", "suspended")) else _BAR_H + 4
@@ -631,7 +667,7 @@ def _fail_mark(x: float, y: float) -> str:
 
 def _present(chart: Chart) -> set[str]:
     """The legend entries a chart uses."""
-    found = {"activity"}
+    found: set[str] = set()
     for lane in chart.lanes:
         for seg in lane.segments:
             css = seg.css
@@ -710,16 +746,18 @@ def _duration(delta: timedelta) -> str:
 
 
 def render_section(history: Sequence[pb.HistoryEvent], *, mode: str = "virtual", prefix: str = "",
-                   heading: str | None = None, level: int = 1, linked: Collection[str] = ()) -> str:
+                   heading: str | None = None, level: int = 1, linked: Collection[str] = (),
+                   status: str | None = None, mock_hint: bool = False) -> str:
     """One instance: heading, facts, failure, the chart (with a switch to a step axis) and the event table.
 
     ``prefix`` keeps the element ids of several sections on one page apart; ``linked`` names the
-    instances that have a section on the page (sub-orchestration lanes link to them).
+    instances that have a section on the page (sub-orchestration lanes link to them). ``status`` and
+    ``mock_hint`` are passed to :func:`build_chart`.
     """
-    chart = build_chart(history, mode)
+    chart = build_chart(history, mode, status=status, mock_hint=mock_hint)
     charts = [(chart, f"{prefix}0")]
     if chart.mode != "steps":
-        charts.append((build_chart(history, "steps"), f"{prefix}1"))
+        charts.append((build_chart(history, "steps", status=status, mock_hint=mock_hint), f"{prefix}1"))
     facts = [("instance", chart.instance_id), ("started", f"{chart.start.isoformat(sep=' ')} UTC")]
     if heading is not None and heading != chart.name:
         facts.insert(0, ("orchestrator", chart.name))
@@ -770,14 +808,43 @@ def child_instances(history: Sequence[pb.HistoryEvent]) -> list[str]:
     return list(seen)
 
 
+def stylesheet() -> str:
+    """The CSS of a timeline section (chart, legend, event table, status badges), for a page's ``<style>``.
+
+    A page that embeds sections (the diagnostics page) puts this in its stylesheet, and may add its own rules
+    after it.
+    """
+    return _CSS
+
+
+def script() -> str:
+    """The JavaScript that links chart items to their table rows, for one ``<script>`` at the end of a page.
+
+    It wires every section on the page, and sets ``data-ready`` on ``<body>`` to the number of chart items
+    it found.
+    """
+    return _JS
+
+
+def csp_hash(text: str) -> str:
+    """The Content-Security-Policy source that allows one inline ``<style>`` or ``<script>`` holding ``text``.
+
+    Example::
+
+        policy = f"style-src {csp_hash(stylesheet())}; script-src {csp_hash(script())}"
+    """
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
+
+
 def render_page(sections: list[str], *, title: str) -> str:
     """The whole page around rendered sections."""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{stylesheet()}</style></head><body>"
         + "".join(sections)
         + '<footer>Written by wftest. Hover a bar to see its events; click it to jump to them.</footer>'
-        + f"<script>{_JS}</script></body></html>\n"
+        + f"<script>{script()}</script></body></html>\n"
     )

@@ -622,10 +622,11 @@ class WorkflowTester(Registrations):
         else:
             mock.recorded_calls.append(call)
             visible_at = now + mock.delay if mock.delay else None
+            arrives = visible_at or now  # the result's event is stamped with the time it arrives
             try:
                 encoded = self.converter.serialize(mock.answer(None, value))
-                result = ev.sub_orchestration_completed(now, parent.taskScheduledId, encoded)
+                result = ev.sub_orchestration_completed(arrives, parent.taskScheduledId, encoded)
             except Exception as err:
                 details = FailureDetails.from_exception(err)
-                result = ev.sub_orchestration_failed(now, parent.taskScheduledId, details.to_proto())
+                result = ev.sub_orchestration_failed(arrives, parent.taskScheduledId, details.to_proto())
         return Message(parent_id, result, visible_at)
