@@ -386,8 +386,6 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
     from datetime import timedelta
 
     try:
@@ -410,6 +408,21 @@ def _serve(args: argparse.Namespace) -> int:
     storage = f"sqlite {args.db}" if args.db else "in memory"
     clock = "virtual clock" if args.virtual_clock else "real clock"
     print(f"wftest sidecar listening on {server.address} ({storage}, {clock}); Ctrl-C stops it", flush=True)
+    try:
+        _wait_for_stop_signal()
+    finally:
+        server.stop()
+        if backend is not None:
+            backend.close()
+    print("wftest sidecar stopped", flush=True)
+    return 0
+
+
+def _wait_for_stop_signal() -> None:
+    """Block until SIGINT or SIGTERM arrives, then put the previous signal handlers back."""
+    import signal
+    import threading
+
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -418,17 +431,9 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.stop()
-        if backend is not None:
-            backend.close()
-    print("wftest sidecar stopped", flush=True)
-    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from wftest._ui import is_loopback
     from wftest.ui import serve
 
@@ -439,14 +444,9 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"wftest ui: {args.db} (read-only) at {server.url}; Ctrl-C stops it", flush=True)
     if not is_loopback(args.host):
         print(f"wftest ui: warning: listening on {args.host}, and the page has no authentication", file=sys.stderr)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.2):
-            pass
+        _wait_for_stop_signal()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         server.close()
     print("wftest ui stopped", flush=True)
     return 0

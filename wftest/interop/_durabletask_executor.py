@@ -28,13 +28,8 @@ _LOGGER = logging.getLogger("wftest.interop.durabletask")
 dt_worker: Any = _dt_worker
 
 
-class DurableTaskOrchestrator:
-    """A durabletask orchestrator (``def fn(ctx: durabletask.task.OrchestrationContext, input)``) for
-    wftest's registry: instances of it run in durabletask's own executor.
-
-    Made by :func:`wftest.interop.durabletask.orchestrator`; register it, pass it to ``run()`` or
-    ``schedule_new_orchestration()``, or call it as a sub-orchestration from native code.
-    """
+class _Wrapped:
+    """A durabletask function wrapped for wftest's registry, named like the function unless told."""
 
     def __init__(self, fn: Any, name: str | None = None) -> None:
         self.fn = fn
@@ -42,6 +37,15 @@ class DurableTaskOrchestrator:
         self.__wftest_name__ = self.__name__
         self.__wrapped__ = fn
         self.__doc__ = getattr(fn, "__doc__", None)
+
+
+class DurableTaskOrchestrator(_Wrapped):
+    """A durabletask orchestrator (``def fn(ctx: durabletask.task.OrchestrationContext, input)``) for
+    wftest's registry: instances of it run in durabletask's own executor.
+
+    Made by :func:`wftest.interop.durabletask.orchestrator`; register it, pass it to ``run()`` or
+    ``schedule_new_orchestration()``, or call it as a sub-orchestration from native code.
+    """
 
     def __wftest_executor__(self, registry: Registry, instance_id: str,
                             options: ExecutorOptions) -> DurableTaskExecutor:
@@ -58,17 +62,10 @@ class DurableTaskOrchestrator:
         return f"wftest.interop.durabletask.orchestrator({getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
-class DurableTaskActivity:
+class DurableTaskActivity(_Wrapped):
     """A durabletask activity (``def fn(ctx: durabletask.task.ActivityContext, input)``) for wftest's
     registry: it runs through durabletask's own activity executor, so it receives a real
     ``durabletask.task.ActivityContext`` and durabletask's input typing and JSON encoding."""
-
-    def __init__(self, fn: Any, name: str | None = None) -> None:
-        self.fn = fn
-        self.__name__ = name or function_name(fn)
-        self.__wftest_name__ = self.__name__
-        self.__wrapped__ = fn
-        self.__doc__ = getattr(fn, "__doc__", None)
 
     def __call__(self, ctx: ActivityContext, input: Any = None) -> Any:
         registry = dt_worker._Registry()
