@@ -30,13 +30,12 @@ to reach the recorded completion. The two corpus scenarios where durabletask 1.1
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the corpus lives
 from tests.compat.corpus import activities, dt_orchestrators, wf_orchestrators
 from tests.compat.corpus.scenarios import SCENARIOS, Scenario
 from tests.compat.driver import ACTIVITY_LATENCY, ActivityRunner, scripted_messages
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported
+from bench_replay import interleaved  # the same interleaved best-of sampling
 
 #: where durabletask 1.12 knowingly differs from wftest (see tests/compat/test_cross_replay.py)
 SKIPPED = {"non_retriable_failure", "empty_fan_out_first"}
@@ -238,27 +240,6 @@ def check(cases: list[Case], replayer: Replayer, registry: Any) -> None:
             body = action.completeOrchestration
             assert body.orchestrationStatus == case.completed.orchestrationStatus, name
             assert body.result.value == case.completed.result.value, name
-
-
-# -- timing ---------------------------------------------------------------------------------------------
-
-
-def sample(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
-    """``repeat`` samples of each function, taken in turn (after one warm-up call each)."""
-    for fn in fns.values():
-        fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            samples[name].append(sample(fn))
-    return samples
 
 
 def main() -> None:
