@@ -15,6 +15,7 @@ Public names are re-exported here; everything else is internal.
 from wftest import history as history
 from wftest import interop as interop  # durabletask/Dapr interop; its import hook lets both SDKs share a process
 from wftest._failure import FailureDetails as FailureDetails
+from wftest._schedules import Schedule as Schedule
 from wftest._status import OrchestrationStatus as OrchestrationStatus
 from wftest.backends import Backend as Backend
 from wftest.backends import IdReusePolicy as IdReusePolicy
@@ -62,6 +63,9 @@ from wftest.errors import TaskTimeoutError as TaskTimeoutError
 from wftest.errors import UnexpectedCallError as UnexpectedCallError
 from wftest.errors import WaitTimeoutError as WaitTimeoutError
 from wftest.errors import WftestError as WftestError
+from wftest.fuzzing import Exploration as Exploration
+from wftest.fuzzing import ScheduleFailure as ScheduleFailure
+from wftest.fuzzing import explore as explore
 from wftest.orchestration import ActivityContext as ActivityContext
 from wftest.orchestration import CancellableTask as CancellableTask
 from wftest.orchestration import CompletableTask as CompletableTask
@@ -112,6 +116,7 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "ExpectationError",
+    "Exploration",
     "FailureDetails",
     "Fault",
     "FifoScheduler",
@@ -146,6 +151,8 @@ __all__ = [
     "RetryPolicy",
     "RunLimitError",
     "RunResult",
+    "Schedule",
+    "ScheduleFailure",
     "Scheduler",
     "SqliteBackend",
     "SystemClock",
@@ -162,6 +169,7 @@ __all__ = [
     "WftestError",
     "WorkflowTester",
     "activity_logger",
+    "explore",
     "history",
     "render_timeline",
     "when_all",

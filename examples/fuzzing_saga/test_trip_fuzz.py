@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from trip import Hotel, book_trip, book_trip_fixed
 
-from wftest import CrashAfterActivity, CrashDuringStep, DuplicateEvent, WorkflowTester
+from wftest import CrashAfterActivity, CrashDuringStep, DuplicateEvent, ScheduleFailure, WorkflowTester, explore
 from wftest.strategies import Schedule, schedules
 
 TRIP = {"id": 7, "to": "Lisbon", "price": 420}
@@ -64,3 +64,11 @@ def test_the_fixed_saga_survives_every_schedule(schedule: Schedule) -> None:
 
 def test_without_faults_the_bug_hides() -> None:
     check_trip(book_trip, Schedule())
+
+
+def test_explore_finds_it_too_with_thousands_of_schedules() -> None:
+    # no hypothesis: seeded random schedules at the speed of the runs, the failure shrunk all the same
+    with pytest.raises(ScheduleFailure, match="crash-after at activity release_hotel"):
+        explore(lambda schedule: check_trip(book_trip, schedule), faults=FAULTS, runs=2_000)
+    explore(lambda schedule: check_trip(book_trip_fixed, schedule), faults=FAULTS, runs=500)
+

@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
 from wftest import _events as ev
 from wftest.backends import ActivityWorkItem, Backend, MemoryBackend
@@ -149,11 +150,14 @@ class Engine(Registrations):
         """The instance's history events (a copy)."""
         return self.backend.get_history(instance_id)
 
-    def new_executor(self, instance_id: str, name: str | None = None) -> OrchestrationExecutor:
+    def new_executor(self, instance_id: str, name: str | None = None, *, watched: bool = True
+                     ) -> OrchestrationExecutor:
         """A fresh executor configured like this engine (used by the worker and replay checks).
 
         ``name`` is the instance's orchestrator (read from the backend when not given): an orchestrator
         registered through ``wftest.interop`` runs in its SDK's executor, any other in wftest's.
+        ``watched=False`` leaves out the engine's strict-mode guard (a replay check re-runs code that the
+        guard watched when it first ran).
         """
         if name is None:
             record = self.backend.get_instance(instance_id)
@@ -161,7 +165,8 @@ class Engine(Registrations):
         hooks = self._hooks
         return _new_executor(self.registry, instance_id, name, ExecutorOptions(
             converter=self.converter, maximum_timer_interval=self.maximum_timer_interval, strict=self.strict,
-            guard=self.guard, propagation=hooks if hooks is not None and hooks.propagates_context else None,
+            guard=self.guard if watched else None,
+            propagation=hooks if hooks is not None and hooks.propagates_context else None,
         ))
 
     def new_instance_id(self) -> str:
@@ -217,9 +222,7 @@ class Engine(Registrations):
                     break
                 chosen = 0
                 if len(activities) + len(ready) > 1:
-                    labels = [f"activity {a.task.name}#{a.task.task_id} of {a.task.instance_id}" for a in activities]
-                    labels += [f"step {instance_id}" for instance_id in ready]
-                    chosen = scheduler.choose("next", labels)
+                    chosen = scheduler.choose("next", _Options(tuple(activities), tuple(ready)))
                 if chosen < len(activities):
                     activity = activities.pop(chosen)
                     task = activity.task
@@ -435,3 +438,34 @@ class Engine(Registrations):
 
     def _notify_started(self) -> None:
         self._wakeup.set()
+
+
+class _Options(Sequence[str]):
+    """The labels of a choice point, formatted only when read (most never are: choices are hot)."""
+
+    __slots__ = ("_activities", "_ready")
+
+    def __init__(self, activities: tuple[ActivityWorkItem, ...], ready: tuple[str, ...]) -> None:
+        self._activities = activities
+        self._ready = ready
+
+    def __len__(self) -> int:
+        return len(self._activities) + len(self._ready)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        if index < 0:
+            index += len(self)
+        activities = self._activities
+        if 0 <= index < len(activities):
+            task = activities[index].task
+            return f"activity {task.name}#{task.task_id} of {task.instance_id}"
+        return f"step {self._ready[index - len(activities)]}"
+

@@ -11,7 +11,8 @@ and workers crash between any two of them. With a scheduler, the engine asks at 
   and retried from history), or an external event is delivered twice.
 
 Without a scheduler (the default) the engine runs FIFO and fault-free, on a faster path whose results
-are byte-identical run to run. ``wftest.strategies.schedules()`` makes hypothesis drive these choices.
+are byte-identical run to run. ``wftest.strategies.schedules()`` makes hypothesis drive these choices;
+``wftest.explore()`` drives them from a seeded random generator, thousands of schedules a second.
 """
 
 from __future__ import annotations

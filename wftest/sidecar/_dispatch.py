@@ -622,7 +622,8 @@ class SidecarEngine(Engine):
         self.owner = f"sidecar-{uuid.uuid4().hex[:12]}"
         self.dispatcher: Dispatcher | None = None
 
-    def new_executor(self, instance_id: str, name: str | None = None) -> OrchestrationExecutor:
+    def new_executor(self, instance_id: str, name: str | None = None, *, watched: bool = True
+                     ) -> OrchestrationExecutor:
         """A :class:`RemoteExecutor` for the instance, whatever its orchestrator (the worker calls this every step)."""
         if self.dispatcher is None:
             raise RuntimeError("this SidecarEngine has no dispatcher; it runs inside a SidecarServer")

@@ -1,0 +1,222 @@
+"""Schedules: the decisions taken at the engine's choice points, drawn lazily, recorded, and replayable.
+
+A :class:`Schedule` is the engine's ``Scheduler`` plus a record of what it decided, printable as a
+timeline and as ``Schedule.from_string('...')``. :class:`DrawnSchedule` draws each decision from a source
+of small integers (hypothesis, a seeded random generator, recorded choices). This module does not import
+hypothesis: ``wftest.strategies`` builds hypothesis schedules on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from wftest.engine._scheduler import ALL_FAULTS, Fault
+
+__all__ = ["Decision", "DrawnSchedule", "Schedule"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision taken at a choice point."""
+
+    point: str  # "next", "activity", "step", "event" or "delay"
+    subject: str  # what was decided about (the options, or the work item)
+    value: str  # the token: "c2", "fa-", "fa:crash-after", "d30"
+    detail: str  # human-readable outcome
+
+
+class Schedule:
+    """A sequence of decisions for the engine's choice points (a ``Scheduler``).
+
+    Built by :func:`schedules` (hypothesis draws each decision), or from a string to replay a schedule
+    exactly: ``Schedule.from_string("c1;fa:crash-after;fa-")``. Past the end of its script a schedule
+    takes the default (FIFO, no fault). ``timeline()`` lists the decisions taken in the last run.
+    """
+
+    def __init__(self, script: Sequence[str] = (), *, faults: Sequence[Fault] = ALL_FAULTS) -> None:
+        self._script = list(script)
+        self._faults = {f.describe(): f for f in faults}
+        self._faults.update({f.code: f for f in faults})
+        self._fault_kinds = frozenset(f.kind for f in faults)
+        #: (point, options or subject, token, index / fault / seconds) per decision; described lazily
+        self._taken: list[tuple[str, Any, str, Any]] = []
+        self._described: list[Decision] = []
+        self._position = 0
+
+    # -- Scheduler ----------------------------------------------------------------------------------
+    #
+    # Tokens: "c<i>" a choice; "f<k>-" no fault / "f<k>:<fault>" a fault at a point of kind k (a: activity,
+    # s: step, e: event); "d<seconds>" an event delay. Choices are recorded always, fault tokens only at
+    # points where a fault of that kind was possible, so a script replays position by position; a token
+    # that does not fit the point is left for a later point (the code changed since it was printed).
+
+    def choose(self, point: str, options: Sequence[str]) -> int:
+        """The option to run now."""
+        index = min(max(self._draw_choice(len(options)), 0), len(options) - 1)
+        self._taken.append((point, options, f"c{index}", index))
+        return index
+
+    def fault(self, kind: str, subject: str) -> Fault | None:
+        """The fault to inject at this point, if any."""
+        if kind not in self._fault_kinds:
+            return None
+        fault = self._draw_fault(kind)
+        token = f"f{kind[0]}" + (f":{fault.describe()}" if fault is not None else "-")
+        self._taken.append((kind, subject, token, fault))
+        return fault
+
+    def event_delay(self, label: str, limit: timedelta) -> timedelta:
+        """Extra delay for a scheduled event (``schedules(event_delays=...)``)."""
+        seconds = max(0, self._draw_delay(int(limit.total_seconds())))
+        self._taken.append(("delay", label, f"d{seconds}", seconds))
+        return timedelta(seconds=seconds)
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """The decisions taken in the last run, in order (described when first asked for: runs are hot)."""
+        taken = self._taken
+        described = self._described
+        for point, about, token, outcome in taken[len(described):]:
+            described.append(_describe(point, about, token, outcome))
+        return described
+
+    # -- sources of decisions (overridden by the hypothesis schedule) -------------------------------
+
+    def _take(self, prefix: str) -> str | None:
+        if self._position < len(self._script) and self._script[self._position].startswith(prefix):
+            self._position += 1
+            return self._script[self._position - 1][len(prefix):]
+        return None
+
+    def _draw_choice(self, count: int) -> int:
+        token = self._take("c")
+        return int(token) if token else 0
+
+    def _draw_fault(self, kind: str) -> Fault | None:
+        token = self._take(f"f{kind[0]}")
+        if token is None or token == "-":
+            return None
+        name = token.removeprefix(":")
+        fault = self._faults.get(name)
+        if fault is None and name.startswith("fail("):
+            from wftest.engine._scheduler import ActivityFails
+
+            fault = ActivityFails(RuntimeError(name))
+        return fault if fault is not None and fault.kind == kind else None
+
+    def _draw_delay(self, limit: int) -> int:
+        token = self._take("d")
+        return min(int(token), limit) if token else 0
+
+    # -- presentation -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_string(cls, text: str, *, faults: Sequence[Fault] = ALL_FAULTS) -> Schedule:
+        """Replay the decisions printed by a failing example (``c``: choice, ``f``: fault, ``d``: delay)."""
+        return cls([t.strip() for t in text.split(";") if t.strip()], faults=faults)
+
+    def to_string(self) -> str:
+        """The decisions of the last run, in the form ``from_string`` reads."""
+        return ";".join(token for _, _, token, _ in self._taken)
+
+    def timeline(self) -> str:
+        """The decisions of the last run, one per line (defaults that changed nothing are left out)."""
+        lines = [f"{n:3d}. {d.detail}" for n, d in enumerate(self.decisions, 1)
+                 if d.value != "c0" and not d.value.endswith("-") and d.value != "d0"]
+        return "\n".join(lines) if lines else "(the default order, no faults)"
+
+    def reset(self) -> None:
+        """Forget the decisions of the last run (a new run starts from the beginning of the script)."""
+        self._taken = []
+        self._described = []
+        self._position = 0
+
+    @property
+    def delays_events(self) -> bool:
+        """Whether events scheduled with ``tester.at()`` get a delay decision."""
+        return any(token.startswith("d") for token in self._script)
+
+    @property
+    def script(self) -> list[str]:
+        """The tokens this schedule replays (``from_string``), in order; past their end, the defaults."""
+        return list(self._script)
+
+    def __repr__(self) -> str:
+        if not self._taken:
+            if self._script:  # not run yet: its script
+                return f"Schedule.from_string({';'.join(self._script)!r})"
+            # hypothesis shows arguments as generated, before the run draws anything
+            return "Schedule(<drawn during the run: see the 'schedule:' note>)"
+        return f"Schedule.from_string({self.to_string()!r})"
+
+
+def _describe(point: str, about: Any, token: str, outcome: Any) -> Decision:
+    if token.startswith("c"):
+        options: Sequence[str] = about
+        detail = f"ran {options[outcome]}" + (f" ahead of {', '.join(options[:outcome])}" if outcome else "")
+        return Decision(point, " | ".join(options), token, detail)
+    if token.startswith("d"):
+        return Decision(point, about, token, f"{about} delayed by {outcome} s")
+    if outcome is not None:
+        return Decision(point, about, token, f"{outcome.describe()} at {point} {about}")
+    return Decision(point, about, token, f"no fault at {point} {about}")
+
+
+class DrawnSchedule(Schedule):
+    """A schedule that draws each decision lazily, at each choice point, from ``index``.
+
+    ``index(count)`` returns an int in ``range(count)``; 0 is always the default (FIFO order, no fault, no
+    delay), so a source that shrinks towards 0 shrinks towards the default schedule. The source is
+    hypothesis (``wftest.strategies.schedules``), a seeded random generator or a list of recorded choices
+    (``wftest.fuzzing.explore``).
+    """
+
+    def __init__(self, index: Callable[[int], int], faults: Sequence[Fault], max_faults: int,
+                 event_delays: timedelta | None) -> None:
+        super().__init__(faults=faults)
+        self._draw_index = index
+        self._fault_list = list(faults)
+        self._faults_left = max_faults
+        self._max_faults = max_faults
+        self._event_delays = event_delays
+
+    def reset(self) -> None:
+        """A new source starts every example; within one example, runs continue the draws."""
+        self._taken = []
+        self._described = []
+        self._faults_left = self._max_faults
+
+    def _draw_choice(self, count: int) -> int:
+        return self._draw_index(count)
+
+    def _draw_fault(self, kind: str) -> Fault | None:
+        applicable = [f for f in self._fault_list if f.kind == kind]
+        if not applicable:
+            return None
+        # Always draw, even with no faults left, and ignore the draw then: skipping it would make a schedule
+        # with more faults *shorter*, and hypothesis shrinks towards shorter (it would keep extra faults).
+        # Index 0 is "no fault", so shrinking removes faults.
+        index = self._draw_index(len(applicable) + 1)
+        if index == 0 or self._faults_left <= 0:
+            return None
+        self._faults_left -= 1
+        return applicable[index - 1]
+
+    def _draw_delay(self, limit: int) -> int:
+        if self._event_delays is None or limit <= 0:
+            return 0
+        return self._draw_index(limit + 1)
+
+    @property
+    def delays_events(self) -> bool:
+        """Whether events scheduled with ``tester.at()`` get a delay decision."""
+        return self._event_delays is not None
+
+    def event_delay(self, label: str, limit: timedelta) -> timedelta:
+        """Extra delay for a scheduled event, at most ``event_delays``."""
+        if self._event_delays is None:
+            return timedelta(0)
+        return super().event_delay(label, min(limit, self._event_delays))
