@@ -207,7 +207,8 @@ def test_with_another_thread_running_the_runs_stay_in_this_process() -> None:
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        explore(lambda s: pids.add(os.getpid()), runs=20, workers=2)
+        with pytest.warns(RuntimeWarning, match=r"other threads are running \(Thread-.*\).*stay in this process"):
+            explore(lambda s: pids.add(os.getpid()), runs=20, workers=2)
     finally:
         stop.set()
         thread.join()

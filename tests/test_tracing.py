@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,20 +124,6 @@ def waits_for_approval(ctx: OrchestrationContext, _: Any) -> Gen:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    exported = InMemorySpanExporter()
-    yield exported
-    exported.clear()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    private = TracerProvider()
-    private.add_span_processor(SimpleSpanProcessor(exporter))
-    return private
-
 
 @pytest.fixture
 def tester(provider: TracerProvider) -> WorkflowTester:

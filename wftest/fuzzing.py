@@ -31,6 +31,7 @@ import random
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -130,7 +131,7 @@ def explore(
     plan = _Plan(check, list(faults), max_faults, event_delays, seed)
     workers = min(workers if workers is not None else (os.cpu_count() or 1), runs)
     started = time.perf_counter()
-    if workers > 1 and _can_fork():
+    if workers > 1 and _can_fork(workers):
         distinct, failure = _explore_forked(plan, runs, workers)
         error = None
     else:
@@ -225,9 +226,19 @@ def _explore_here(plan: _Plan, indices: range, lowest_failure: Any
     return seen, None, None
 
 
-def _can_fork() -> bool:
-    # forking a process with other threads running can deadlock the child on a lock one of them held
-    return hasattr(os, "fork") and threading.active_count() == 1
+def _can_fork(workers: int) -> bool:
+    """Whether forked workers are safe here; if not, say why (the runs then stay in this process)."""
+    if not hasattr(os, "fork"):
+        reason = "this platform has no os.fork"
+    elif threading.active_count() > 1:
+        # a forked child gets only the forking thread: a lock another thread held stays locked forever
+        others = ", ".join(t.name for t in threading.enumerate() if t is not threading.current_thread())
+        reason = f"other threads are running ({others}), and a forked worker could deadlock on their locks"
+    else:
+        return True
+    warnings.warn(f"explore(workers={workers}): {reason}; the runs stay in this process", RuntimeWarning,
+                  stacklevel=3)
+    return False
 
 
 def _explore_forked(plan: _Plan, runs: int, workers: int) -> tuple[set[tuple[int, ...]], _Failure | None]:

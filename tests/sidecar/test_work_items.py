@@ -70,9 +70,9 @@ def test_every_method_of_the_durabletask_service_has_a_handler_with_its_shape(si
 def test_unsupported_methods_answer_unimplemented_and_say_why(sidecar: SidecarServer, raw_worker: OpenRaw) -> None:
     raw = raw_worker()
     with pytest.raises(grpc.RpcError) as info:
-        raw.call("SignalEntity", pb.SignalEntityRequest(instanceId="@counter@x", name="add"), pb.SignalEntityResponse)
+        raw.call("CreateTaskHub", pb.CreateTaskHubRequest(), pb.CreateTaskHubResponse)
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "durable entities" in str(info.value.details())
+    assert "task-hub management" in str(info.value.details())
 
 
 def test_a_completion_with_an_unknown_token_is_refused(sidecar: SidecarServer, raw_worker: OpenRaw) -> None:

@@ -17,10 +17,18 @@ from wftest._failure import FailureDetails
 from wftest._status import OrchestrationStatus
 from wftest.backends import IdReusePolicy, InstanceQuery
 from wftest.converter import Converter
-from wftest.errors import InstanceNotCompletedError, InstanceNotFoundError, OrchestrationFailedError
+from wftest.engine._rewind import rewind_event, rewind_index
+from wftest.errors import (
+    InstanceNotCompletedError,
+    InstanceNotFoundError,
+    OrchestrationFailedError,
+    OrchestrationStateError,
+)
 from wftest.orchestration._cancel import CANCEL_EVENT, encode_cancel
 from wftest.orchestration._registry import Orchestrator
+from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import (
+    FAILED,
     PENDING,
     TERMINAL_STATUSES,
     InstanceRecord,
@@ -31,6 +39,9 @@ from wftest.runtime import (
 
 if TYPE_CHECKING:
     from wftest.engine._engine import Engine
+
+#: how many times ``rewind_orchestration`` tries to take the instance's lock (10 ms apart) before giving up
+_REWIND_ATTEMPTS = 500
 
 
 @dataclass(frozen=True)
@@ -157,11 +168,18 @@ class TaskHubClient:
         reuse_id_policy: IdReusePolicy = IdReusePolicy.ERROR,
         tags: dict[str, str] | None = None,
         version: str | None = None,
+        parent_trace_context: pb.TraceContext | None = None,
     ) -> str:
         """Start an orchestration (now, or at ``start_at``); returns its instance id.
 
         ``orchestrator`` is the function (registered under its name on first use) or a registered
         name. Without ``instance_id`` a fresh id is made (deterministic on a virtual clock).
+
+        ``parent_trace_context`` is the creator's W3C trace context (``traceParent``, ``traceState``), as
+        durabletask's ``CreateInstanceRequest`` carries it: it is stored in the ``ExecutionStarted`` event, so
+        the orchestration's spans join the creator's trace (and :class:`wftest.tracing.TracingPlugin` then
+        makes no ``create_orchestration`` span of its own). The gRPC sidecar passes it on; in-process code
+        usually lets the tracing plugin take the active span instead.
         """
         engine = self._engine
         name = engine.registry.orchestrator_name(orchestrator)
@@ -183,6 +201,8 @@ class TaskHubClient:
             now, name, iid, encoded, execution_id=new_execution_id(iid, now, previous),
             scheduled_start=start_at, version=version, tags=tags,
         )
+        if parent_trace_context is not None and parent_trace_context.traceParent:
+            start.executionStarted.parentTraceContext.CopyFrom(parent_trace_context)
         if engine._hooks is not None:
             engine._hooks.client_starting(start)  # plugins inject the caller's context (trace context, tags)
         record = InstanceRecord(
@@ -321,6 +341,62 @@ class TaskHubClient:
         """Resume a suspended instance; held events are processed in arrival order."""
         engine = self._engine
         engine.backend.add_event(instance_id, ev.execution_resumed(engine.clock.now(), reason))
+
+    def rewind_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Run a FAILED instance again from its last good state (durabletask's ``rewind_orchestration``).
+
+        The failed activities and sub-orchestrations are removed from the history and run again; the
+        activities and children that succeeded keep their results and do not run again. A failed
+        sub-orchestration is rewound too, and one that was purged starts again. The instance gets a new
+        execution id, and its history records an ``ExecutionRewound`` event with ``reason``. When this
+        returns the instance is RUNNING (wait for it as usual). See docs/engine.md for the exact rules.
+
+        Raises ``InstanceNotFoundError`` for an unknown id and ``OrchestrationStateError`` if the instance is
+        not FAILED.
+
+        Example::
+
+            state = client.wait_for_orchestration_completion(iid)
+            assert state.runtime_status == "FAILED"          # say a downstream service was down
+            client.rewind_orchestration(iid, reason="the service is back")
+            state = client.wait_for_orchestration_completion(iid)
+            assert state.runtime_status == "COMPLETED"
+
+        .. versionadded:: 0.1
+        """
+        engine = self._engine
+        backend = engine.backend
+        record = backend.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(
+                instance_id, f"cannot rewind orchestration instance {instance_id!r}: no instance has this id"
+            )
+        if record.status != FAILED:
+            status = OrchestrationStatus.from_proto(record.status).value
+            raise OrchestrationStateError(
+                f"cannot rewind orchestration instance {instance_id!r}: it is {status}; only a FAILED instance can "
+                "be rewound"
+            )
+        backend.add_event(instance_id, rewind_event(engine.clock.now(), reason))
+        # Commit the rewind now (it runs no user code), so that the instance is RUNNING when this returns. If a
+        # worker holds the instance, it commits the rewind itself when it gets to the event: wait for that.
+        for _ in range(_REWIND_ATTEMPTS):
+            item = backend.fetch_orchestration_work_item(engine.owner, engine.clock.now(), engine.lock_timeout,
+                                                         instance_id=instance_id)
+            if item is not None:
+                if rewind_index(item.record, item.new_events) is not None:
+                    engine.worker.run_orchestration(item)  # commits the rewind and runs no orchestrator code
+                else:  # rewound meanwhile by a worker: this is an ordinary step, which is the workers' to run
+                    backend.abandon_orchestration_work_item(item, engine.clock.now(), timedelta(0))
+            current = backend.get_instance(instance_id)
+            if current is None or current.status != FAILED or current.execution_id != record.execution_id:
+                engine._notify_started()
+                return
+            backend.wait_for_work(0.01)
+        raise OrchestrationStateError(
+            f"the rewind of orchestration instance {instance_id!r} is queued, but the instance stayed locked by a "
+            "worker; it is rewound when the worker releases it"
+        )
 
     def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
         """Delete a completed instance and its history (and its sub-orchestrations', if recursive).

@@ -93,6 +93,9 @@ class Engine(Registrations):
         state = engine.client.wait_for_orchestration_completion(iid)
     """
 
+    #: whether steps may send durable entity messages (only the gRPC sidecar's engine runs entities)
+    runs_entities: bool = False
+
     def __init__(
         self,
         *,

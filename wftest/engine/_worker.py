@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from wftest import _events as ev
 from wftest._failure import FailureDetails
 from wftest.backends import ActivityWorkItem, OrchestrationWorkItem
+from wftest.engine._rewind import rewind_index, rewind_update
 from wftest.engine._scheduler import ActivityFails, ActivityTimesOut, CrashAfterActivity, Fault
 from wftest.errors import LockLostError, NonDeterminismError, NotRegisteredError, OrchestrationStateError
 from wftest.orchestration import ActivityContext, ExecutionResult, OrchestrationExecutor
@@ -65,7 +66,13 @@ class Worker:
         now = engine.clock.now()
         events = _without_duplicates(item.new_events, started=item.history_length > 0)
         if is_terminal(record.status) or not events:
-            # work for a completed instance, or nothing but duplicates: consume it, change nothing
+            # work for a completed instance, or nothing but duplicates: consume it, change nothing; but a
+            # FAILED instance may be asked to rewind (see _rewind)
+            at = rewind_index(record, events)
+            if at is not None:
+                self._evict(item.instance_id)
+                self._commit(item, rewind_update(engine.backend, item, events, at, now), now, executor=None)
+                return
             self._commit(item, StepUpdate(record=record, new_history=[]), now, executor=None)
             return
         if item.history_length == 0 and not any(e.HasField("executionStarted") for e in events):
@@ -75,7 +82,9 @@ class Worker:
         step = [ev.orchestrator_started(now), *events]
         try:
             executor, result, history = self._execute(item, step)
-            update = apply_step(record, step, result, now,
+            # entity messages are applied only by engines that run entities (the gRPC sidecar's)
+            entities = engine.runs_entities
+            update = apply_step(record, step, result, now, entities=entities,
                                 history=self._history(item, history) if needs_history(step, result) else None)
             hooks = engine._hooks
             if hooks is not None:
@@ -100,7 +109,7 @@ class Worker:
                     )
                 else:
                     result = self._guarded(executor.execute, [], generation_events)
-                update = apply_step(update.record, generation_events, result, now)
+                update = apply_step(update.record, generation_events, result, now, entities=entities)
                 if hooks is not None:
                     hooks.step_applied(item.instance_id, generation_events, update, 0, list)
                     refresh_activity_tags(update)

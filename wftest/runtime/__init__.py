@@ -2,6 +2,7 @@
 
 from wftest.runtime._apply import apply_step as apply_step
 from wftest.runtime._apply import created_children as created_children
+from wftest.runtime._apply import entity_message_target as entity_message_target
 from wftest.runtime._apply import needs_history as needs_history
 from wftest.runtime._apply import new_execution_id as new_execution_id
 from wftest.runtime._apply import refresh_activity_tags as refresh_activity_tags
@@ -36,6 +37,7 @@ __all__ = [
     "StepUpdate",
     "apply_step",
     "created_children",
+    "entity_message_target",
     "is_terminal",
     "needs_history",
     "new_execution_id",

@@ -5,8 +5,10 @@ As durabletask-go does: ``scheduleTask`` becomes ``TaskScheduled`` plus an activ
 fire time; ``createSubOrchestration`` becomes ``SubOrchestrationInstanceCreated`` plus an
 ``ExecutionStarted`` for the child; ``sendEvent`` becomes ``EventSent`` plus an ``EventRaised`` for the
 target; ``completeOrchestration`` becomes ``ExecutionCompleted`` (and a result for the parent) or, for
-continue-as-new, a fresh history. Actions are applied in the order given (the order the code asked
-for them). Pure: no clock, no I/O.
+continue-as-new, a fresh history. ``sendEntityMessage`` (durable entities, which only the gRPC sidecar
+runs) is recorded under the action's id as the entity event it carries, and the same event goes to the
+entity's ``@name@key`` instance. Actions are applied in the order given (the order the code asked for
+them). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def apply_step(
     now: datetime,
     *,
     history: Sequence[pb.HistoryEvent] | None = None,
+    entities: bool = False,
 ) -> StepUpdate:
     """Build the commit for one step.
 
@@ -65,6 +68,8 @@ def apply_step(
         now: the step's time.
         history: the history before the step; needed only for a recursive terminate (to find the
             running sub-orchestrations), loaded by the caller when ``needs_history`` says so.
+        entities: apply ``sendEntityMessage`` actions (engines that run durable entities: the gRPC sidecar's);
+            without it they are refused with a ``ValueError`` that says so.
     """
     record = record.copy()
     record.last_updated_at = now
@@ -132,6 +137,15 @@ def apply_step(
                     ev.event_raised(now, send.name, send.data.value if send.HasField("data") else None),
                 )
             )
+        elif kind == "sendEntityMessage" and not entities:
+            raise ValueError(f"instance {instance_id!r}: action #{action.id} sends a durable entity message; "
+                             "entities run only in wftest's gRPC sidecar (wftest serve), not in this engine")
+        elif kind == "sendEntityMessage":
+            # durable entities (the sidecar runs them): the message goes to its entity, and the history keeps
+            # it under the action's id, as durabletask's executor expects when it replays
+            event, message = _entity_message(record, action, now)
+            new_history.append(event)
+            update.messages.append(message)
         elif kind == "completeOrchestration":
             completion = action
             break  # nothing after completion is applied
@@ -206,6 +220,46 @@ def terminate_without_start(
     update = StepUpdate(record=record, new_history=[*step_events, completed])
     _notify_parent(update, TERMINATED, output, None, now)
     return update
+
+
+def entity_message_target(body: pb.SendEntityMessageAction) -> str:
+    """The entity id (``@name@key``) a ``sendEntityMessage`` action goes to; ValueError if it names none."""
+    which = body.WhichOneof("EntityMessageType")
+    if which == "entityLockRequested":
+        lock = body.entityLockRequested
+        if not 0 <= lock.position < len(lock.lockSet):
+            raise ValueError(f"lock request {lock.criticalSectionId!r}: position {lock.position} is outside its "
+                             f"lock set of {len(lock.lockSet)} entities")
+        return str(lock.lockSet[lock.position])
+    if which is None:
+        raise ValueError("the sendEntityMessage action carries no entity message")
+    target: str = getattr(body, which).targetInstanceId.value
+    if not target:
+        raise ValueError(f"the {which} message names no target entity")
+    return target
+
+
+def _entity_message(record: InstanceRecord, action: pb.OrchestratorAction, now: datetime
+                    ) -> tuple[pb.HistoryEvent, Message]:
+    body = action.sendEntityMessage
+    which = str(body.WhichOneof("EntityMessageType"))
+    target = entity_message_target(body)
+    recorded = pb.HistoryEvent(eventId=action.id)
+    recorded.timestamp.CopyFrom(ev.timestamp(now))
+    getattr(recorded, which).CopyFrom(getattr(body, which))
+    sent = pb.HistoryEvent(eventId=-1)
+    sent.timestamp.CopyFrom(recorded.timestamp)
+    getattr(sent, which).CopyFrom(getattr(body, which))
+    visible_at = None
+    if which == "entityOperationCalled":
+        called = sent.entityOperationCalled
+        if not called.HasField("parentExecutionId") and record.execution_id:
+            called.parentExecutionId.value = record.execution_id  # the result goes to this execution only
+    if which in ("entityOperationSignaled", "entityOperationCalled"):
+        operation = getattr(sent, which)
+        if operation.HasField("scheduledTime"):
+            visible_at = operation.scheduledTime.ToDatetime()  # a delayed signal
+    return recorded, Message(target, sent, visible_at)
 
 
 def _child_start(record: InstanceRecord, action: pb.OrchestratorAction, now: datetime) -> Message:

@@ -23,16 +23,18 @@ timer that races the event; with 0 the jump is immediate.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from wftest import _events as ev
 from wftest._failure import FailureDetails
@@ -41,7 +43,7 @@ from wftest.engine import Clock, Engine, VirtualClock
 from wftest.errors import LockLostError
 from wftest.orchestration import ExecutionResult, OrchestrationExecutor
 from wftest.protos import orchestrator_service_pb2 as pb
-from wftest.runtime import FAILED
+from wftest.runtime import FAILED, Message, entity_message_target
 from wftest.sidecar._convert import PassThroughConverter, first_started, string_value
 
 logger = logging.getLogger("wftest.sidecar")
@@ -52,9 +54,10 @@ CLOSE = object()
 #: how often the pump looks at the backend when nothing wakes it (timers, other processes on a shared file)
 _POLL_SECONDS = 0.05
 
-#: the action kinds wftest's runtime applies; the others (entities, rewind) fail the orchestration clearly
+#: the action kinds wftest's runtime applies; the others (rewind, ...) fail the orchestration clearly
 _SUPPORTED_ACTIONS = frozenset(
-    {"scheduleTask", "createTimer", "createSubOrchestration", "sendEvent", "completeOrchestration"}
+    {"scheduleTask", "createTimer", "createSubOrchestration", "sendEvent", "completeOrchestration",
+     "sendEntityMessage"}
 )
 
 
@@ -78,6 +81,8 @@ class Connection:
     #: names from the worker's work-item filters (empty: everything)
     orchestration_names: frozenset[str]
     activity_names: frozenset[str]
+    #: entity names from the worker's filters (entity batches count as orchestration work items)
+    entity_names: frozenset[str] = frozenset()
     items: queue.SimpleQueue[object] = field(default_factory=queue.SimpleQueue)
     orchestrations: int = 0
     activities: int = 0
@@ -93,7 +98,8 @@ class Connection:
 
     def accepts(self, kind: str, name: str) -> bool:
         """True unless the worker's filters leave ``name`` out."""
-        names = self.orchestration_names if kind == "orchestration" else self.activity_names
+        names = {"orchestration": self.orchestration_names, "activity": self.activity_names,
+                 "entity": self.entity_names}[kind]
         return not names or name in names
 
 
@@ -105,6 +111,14 @@ class _PendingStep:
     done: threading.Event = field(default_factory=threading.Event)
     response: pb.OrchestratorResponse | None = None
     error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the worker's result arrived."""
+        return self.response is not None
+
+
+_P = TypeVar("_P", bound=_PendingStep)
 
 
 @dataclass(eq=False)
@@ -151,6 +165,9 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         #: how many times the virtual clock jumped (diagnostics)
         self.jumps = 0
+        #: client calls blocked in WaitForInstanceStart/Completion, and when the last client call came or ended
+        self._waiters = 0
+        self._client_seen = time.monotonic()
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -200,6 +217,7 @@ class Dispatcher:
             max_activities=max(0, request.maxConcurrentActivityWorkItems),
             orchestration_names=frozenset(f.name for f in filters.orchestrations),
             activity_names=frozenset(f.name for f in filters.activities),
+            entity_names=frozenset(f.name for f in filters.entities),
         )
         with self._lock:
             if self._stopping.is_set():
@@ -245,38 +263,52 @@ class Dispatcher:
         Raises ``WorkLostError`` if no response will come: no worker is connected, the worker disconnected
         or abandoned the step, the lock timeout passed, or the sidecar is stopping.
         """
+        pending = self.send_and_wait(
+            _PendingStep, request.instanceId, "orchestration", f"the step of {request.instanceId!r}", name,
+            lambda token: pb.WorkItem(orchestratorRequest=request, completionToken=token),
+        )
+        assert pending.response is not None
+        return pending.response
+
+    def send_and_wait(self, pending_type: type[_P], instance_id: str, filter_kind: str, what: str, name: str,
+                      work_item: Callable[[str], pb.WorkItem]) -> _P:
+        """Hand a work item that counts as an orchestration (a step, an entity batch) to the least busy worker
+        with room, preferring those whose ``filter_kind`` filters accept ``name``; wait for its result.
+
+        Returns the pending record, completed. Raises ``WorkLostError`` as :meth:`run_remote_step` says.
+        """
         deadline = time.monotonic() + self.lock_seconds
         with self._lock:
             while True:
                 if self._stopping.is_set():
                     raise WorkLostError("the sidecar is shutting down")
-                connection = self._pick("orchestration", name)
+                connection = self._pick("orchestration", name, filter_kind)
                 if connection is not None:
                     break
                 if not self._connections:
                     raise WorkLostError("no worker is connected")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WorkLostError("no connected worker had room for the step within the lock timeout")
+                    raise WorkLostError(f"no connected worker had room for {what} within the lock timeout")
                 self._room.wait(remaining)
             token = self._new_token()
-            pending = _PendingStep(token, connection, request.instanceId)
+            pending = pending_type(token, connection, instance_id)
             self._pending[token] = pending
             connection.orchestrations += 1
-            connection.items.put(pb.WorkItem(orchestratorRequest=request, completionToken=token))
+            connection.items.put(work_item(token))
         if not pending.done.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 if self._pending.pop(token, None) is not None:
                     connection.orchestrations -= 1
                     self._room.notify_all()
-            if pending.response is None:
+            if not pending.finished:
                 raise WorkLostError(
-                    f"worker {connection.peer} sent no result for the step of {request.instanceId!r} within the "
-                    f"lock timeout ({self.lock_seconds:g} s)"
+                    f"worker {connection.peer} sent no result for {what} within the lock timeout "
+                    f"({self.lock_seconds:g} s)"
                 )
-        if pending.response is None:
+        if not pending.finished:
             raise WorkLostError(pending.error or "the work item was lost")
-        return pending.response
+        return pending
 
     def complete_orchestration(self, response: pb.OrchestratorResponse) -> None:
         """A worker's ``CompleteOrchestratorTask``: hand the actions to the waiting step."""
@@ -309,7 +341,12 @@ class Dispatcher:
 
     def _run_step(self, item: OrchestrationWorkItem) -> None:
         try:
-            self.engine.worker.run_orchestration(item)
+            if item.instance_id.startswith("@"):  # a durable entity's batch (see _entities)
+                from wftest.sidecar._entities import run_entity_step
+
+                run_entity_step(self, item)
+            else:
+                self.engine.worker.run_orchestration(item)
         except WorkLostError as err:
             logger.info("the step of %r goes back to the queue: %s", item.instance_id, err)
         except LockLostError:
@@ -391,7 +428,7 @@ class Dispatcher:
         """A worker gives a work item back (``AbandonTask*WorkItem``): it is delivered again."""
         with self._lock:
             pending = self._pending.get(token)
-            expected = _PendingStep if kind == "orchestration" else _PendingActivity
+            expected = _PendingActivity if kind == "activity" else _PendingStep  # entity batches are steps
             if not isinstance(pending, expected):
                 raise UnknownTokenError(_unknown(token, kind, ""))
             del self._pending[token]
@@ -414,6 +451,25 @@ class Dispatcher:
     def wake(self) -> None:
         """Tell the pump that the backend has new work (a client started or signalled an instance)."""
         self._wake.set()
+
+    def client_call(self) -> None:
+        """A client call came or ended: the virtual clock gives the client ``autojump_threshold`` s to follow it."""
+        self._client_seen = time.monotonic()
+
+    @contextlib.contextmanager
+    def client_waiting(self) -> Iterator[None]:
+        """Around a client's ``Wait*`` call. While one waits and no client call came for ``autojump_threshold``
+        seconds, the virtual clock jumps as soon as the engine is idle, as the in-process engine's waits do."""
+        with self._lock:
+            self._waiters += 1
+        self.client_call()
+        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiters -= 1
+            self.client_call()
 
     # -- the pump -----------------------------------------------------------------------------------
 
@@ -438,7 +494,12 @@ class Dispatcher:
                 if virtual is not None:
                     if wake is not None and self._quiet():
                         idle_since = now_mono if idle_since is None else idle_since
-                        remaining = self.autojump_threshold - (now_mono - idle_since)
+                        idle = now_mono - idle_since
+                        if self._waiters:
+                            # a client waits for an instance, so it is not about to raise an event: only its
+                            # last call counts (the in-process engine's waits jump at once)
+                            idle = max(idle, now_mono - self._client_seen)
+                        remaining = self.autojump_threshold - idle
                         if remaining <= 0:
                             virtual.jump_to(max(wake, virtual.now()))
                             self.jumps += 1
@@ -511,12 +572,13 @@ class Dispatcher:
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def _pick(self, kind: str, name: str) -> Connection | None:
-        """The least busy connected worker with room, preferring those whose filters accept ``name``."""
+    def _pick(self, kind: str, name: str, filter_kind: str | None = None) -> Connection | None:
+        """The least busy connected worker with room for a ``kind`` work item, preferring those whose
+        ``filter_kind`` filters (``kind``'s by default) accept ``name``."""
         candidates = [c for c in self._connections.values() if c.has_room(kind)]
         if not candidates:
             return None
-        matching = [c for c in candidates if c.accepts(kind, name)] or candidates
+        matching = [c for c in candidates if c.accepts(filter_kind or kind, name)] or candidates
         if kind == "orchestration":
             return min(matching, key=lambda c: (c.orchestrations, c.id))
         return min(matching, key=lambda c: (c.activities, c.id))
@@ -573,7 +635,14 @@ class RemoteExecutor:
         if started is not None and started.orchestrationInstance.HasField("executionId"):
             request.executionId.CopyFrom(started.orchestrationInstance.executionId)
         response = self.dispatcher.run_remote_step(request, name)
-        return execution_result(self.instance_id, name, response)
+        result = execution_result(self.instance_id, name, response)
+        if any(a.HasField("sendEntityMessage") for a in result.actions):
+            # the entities the step's messages go to exist before the step commits (see _entities)
+            from wftest.sidecar._entities import ensure_entities_for
+
+            dispatcher = self.dispatcher
+            ensure_entities_for(dispatcher.backend, result.actions, dispatcher.clock.now())
+        return result
 
     def resume(self, new_events: Sequence[pb.HistoryEvent]) -> ExecutionResult:
         """Not available: a remote SDK keeps no state between steps, so every step is an ``execute()``."""
@@ -587,18 +656,27 @@ def execution_result(instance_id: str, name: str, response: pb.OrchestratorRespo
     """The engine's view of a worker's ``OrchestratorResponse``.
 
     The SDK replays the whole history every step, so its ``customStatus`` is always the current value.
-    Actions wftest's runtime cannot apply (durable entities, rewind) fail the orchestration with a
-    message that says so, rather than leaving it stuck.
+    Actions wftest's runtime cannot apply (rewind, ...) and entity messages that name no entity fail the
+    orchestration with a message that says so, rather than leaving it stuck.
     """
     for action in response.actions:
         kind = action.WhichOneof("orchestratorActionType")
-        if kind not in _SUPPORTED_ACTIONS:
-            what = {"sendEntityMessage": "durable entities", "rewindOrchestration": "rewind",
+        problem = ""
+        if kind == "sendEntityMessage":
+            try:
+                target = entity_message_target(action.sendEntityMessage)
+                if not target.startswith("@") or target.count("@") < 2:
+                    raise ValueError(f"{target!r} is not an entity id ('@name@key')")
+            except ValueError as err:
+                problem = f"sent a durable entities message that wftest's sidecar cannot deliver: {err}"
+        elif kind not in _SUPPORTED_ACTIONS:
+            what = {"rewindOrchestration": "rewind",
                     "terminateOrchestration": "terminating other instances from an orchestration"}.get(
                         str(kind), f"the {kind!r} action")
+            problem = f"used {what}, which wftest's sidecar does not support"
+        if problem:
             failure = FailureDetails(
-                message=f"orchestration {name!r} (instance {instance_id!r}) used {what}, which wftest's sidecar "
-                "does not support",
+                message=f"orchestration {name!r} (instance {instance_id!r}) {problem}",
                 error_type="wftest.errors.OrchestrationStateError",
             )
             return ExecutionResult(actions=[ev.complete_orchestration_action(0, FAILED, None, failure.to_proto())])
@@ -614,6 +692,9 @@ class SidecarEngine(Engine):
     Payloads pass through as the SDK's JSON text.
     """
 
+    #: it runs durable entities (see ``_entities``), so steps may send entity messages
+    runs_entities = True
+
     def __init__(self, *, backend: Backend | None, clock: Clock, lock_timeout: timedelta) -> None:
         # sticky=False: the SDK replays the whole history every step, so nothing is worth caching
         super().__init__(backend=backend, clock=clock, converter=PassThroughConverter(), sticky=False,
@@ -628,6 +709,15 @@ class SidecarEngine(Engine):
         if self.dispatcher is None:
             raise RuntimeError("this SidecarEngine has no dispatcher; it runs inside a SidecarServer")
         return RemoteExecutor(self.dispatcher, instance_id)
+
+    def _report_undelivered(self, sender: str, message: Message) -> None:
+        """A message for an entity that was cleaned away before the step committed creates the entity again."""
+        if message.instance_id.startswith("@"):
+            from wftest.sidecar._entities import deliver_undelivered
+
+            if deliver_undelivered(self.backend, sender, message, self.clock.now()):
+                return
+        super()._report_undelivered(sender, message)
 
     def run_until_idle(self, *, limit: int | None = None) -> int:
         """Not available: the sidecar's dispatcher runs this engine (work is done by remote workers)."""

@@ -2,12 +2,18 @@
 
 Handlers are registered by path, ``/TaskHubSidecarService/<Method>`` (the unqualified service name the
 SDKs call; wftest's ``.proto`` has a package and declares no service, see its header). Every method of
-the service has a handler; those wftest does not support (durable entities, rewind, task-hub management)
-answer ``UNIMPLEMENTED`` with a sentence that says so, instead of gRPC's bare "Method not found".
+the service has a handler; those wftest does not support (task-hub management, ...) answer
+``UNIMPLEMENTED`` with a sentence that says so, instead of gRPC's bare "Method not found".
 
 Client-side management (start, signal, terminate, suspend, resume, purge, query) goes through the
 engine's ``TaskHubClient`` with payloads passed through as JSON text; work items go through the
 :class:`~wftest.sidecar._dispatch.Dispatcher`.
+
+Durable entities (``SignalEntity``, ``GetEntity``, ``QueryEntities``, ``CleanEntityStorage``,
+``CompleteEntityTask``, ``AbandonTaskEntityWorkItem``) are in :mod:`wftest.sidecar._entities`: an entity
+``@name@key`` is a backend instance under that id, so the orchestration RPCs here do not show it
+(``GetInstance`` says it does not exist, queries leave it out) and refuse to start an orchestration
+under an id that starts with ``@``.
 """
 
 from __future__ import annotations
@@ -28,11 +34,20 @@ from wftest.errors import (
     InstanceNotCompletedError,
     InstanceNotFoundError,
     LockLostError,
+    OrchestrationStateError,
 )
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import PENDING, InstanceRecord, created_children, is_terminal
 from wftest.sidecar._convert import orchestration_state, string_value, to_datetime
 from wftest.sidecar._dispatch import CLOSE, Dispatcher, SidecarEngine, UnknownTokenError
+from wftest.sidecar._entities import (
+    clean_entity_storage,
+    complete_entity_batch,
+    get_entity,
+    is_entity_id,
+    query_entities,
+    signal_entity,
+)
 
 logger = logging.getLogger("wftest.sidecar")
 
@@ -47,13 +62,6 @@ _HISTORY_CHUNK = 500
 _WAIT_POLL_SECONDS = 0.25
 
 _UNSUPPORTED = {
-    "SignalEntity": "durable entities",
-    "GetEntity": "durable entities",
-    "QueryEntities": "durable entities",
-    "CleanEntityStorage": "durable entities",
-    "CompleteEntityTask": "durable entities",
-    "AbandonTaskEntityWorkItem": "durable entities",
-    "RewindInstance": "rewinding failed instances",
     "CreateTaskHub": "task-hub management (the task hub is the server's database)",
     "DeleteTaskHub": "task-hub management (the task hub is the server's database)",
     "SkipGracefulOrchestrationTerminations": "skipping graceful terminations",
@@ -136,6 +144,7 @@ class SidecarService:
             "ListInstanceIds": rpc(unary, self.ListInstanceIds, pb.ListInstanceIdsRequest,
                                    pb.ListInstanceIdsResponse),
             "PurgeInstances": rpc(unary, self.PurgeInstances, pb.PurgeInstancesRequest, pb.PurgeInstancesResponse),
+            "RewindInstance": rpc(unary, self.RewindInstance, pb.RewindInstanceRequest, pb.RewindInstanceResponse),
             "GetWorkItems": rpc(stream, self.GetWorkItems, pb.GetWorkItemsRequest, pb.WorkItem),
             "CompleteActivityTask": rpc(unary, self.CompleteActivityTask, pb.ActivityResponse,
                                         pb.CompleteTaskResponse),
@@ -148,6 +157,14 @@ class SidecarService:
             "AbandonTaskOrchestratorWorkItem": rpc(unary, self.AbandonTaskOrchestratorWorkItem,
                                                    pb.AbandonOrchestrationTaskRequest,
                                                    pb.AbandonOrchestrationTaskResponse),
+            "SignalEntity": rpc(unary, self.SignalEntity, pb.SignalEntityRequest, pb.SignalEntityResponse),
+            "GetEntity": rpc(unary, self.GetEntity, pb.GetEntityRequest, pb.GetEntityResponse),
+            "QueryEntities": rpc(unary, self.QueryEntities, pb.QueryEntitiesRequest, pb.QueryEntitiesResponse),
+            "CleanEntityStorage": rpc(unary, self.CleanEntityStorage, pb.CleanEntityStorageRequest,
+                                      pb.CleanEntityStorageResponse),
+            "CompleteEntityTask": rpc(unary, self.CompleteEntityTask, pb.EntityBatchResult, pb.CompleteTaskResponse),
+            "AbandonTaskEntityWorkItem": rpc(unary, self.AbandonTaskEntityWorkItem, pb.AbandonEntityTaskRequest,
+                                             pb.AbandonEntityTaskResponse),
         }
         for method, what in _UNSUPPORTED.items():
             handlers[method] = grpc.unary_unary_rpc_method_handler(_unsupported(method, what))
@@ -166,6 +183,9 @@ class SidecarService:
         """Create an instance; ``orchestrationIdReusePolicy.replaceableStatus`` lists the statuses it may replace."""
         if not request.name:
             raise ValueError("StartInstance: the orchestrator name is empty")
+        if is_entity_id(request.instanceId):
+            raise ValueError(f"StartInstance: instance ids that start with '@' are entity ids "
+                             f"({request.instanceId!r}); signal the entity instead")
         instance_id = request.instanceId or uuid.uuid4().hex
         policy = IdReusePolicy.ERROR
         replaceable = set(request.orchestrationIdReusePolicy.replaceableStatus)
@@ -182,6 +202,7 @@ class SidecarService:
             reuse_id_policy=policy,
             tags=dict(request.tags) or None,
             version=string_value(request, "version"),
+            parent_trace_context=request.parentTraceContext if request.HasField("parentTraceContext") else None,
         )
         self._changed()
         return pb.CreateInstanceResponse(instanceId=instance_id)
@@ -189,7 +210,8 @@ class SidecarService:
     @_errors_to_status
     def GetInstance(self, request: pb.GetInstanceRequest, context: Any) -> pb.GetInstanceResponse:
         """The instance's state (``exists = false`` for an unknown id)."""
-        record = self.backend.get_instance(request.instanceId)
+        self.dispatcher.client_call()  # a client polling the state may act on it next (see Dispatcher.client_waiting)
+        record = None if is_entity_id(request.instanceId) else self.backend.get_instance(request.instanceId)
         return _instance_response(record, request.getInputsAndOutputs)
 
     @_errors_to_status
@@ -205,18 +227,20 @@ class SidecarService:
     def _wait(self, request: pb.GetInstanceRequest, context: Any, done: Callable[[InstanceRecord], bool],
               what: str) -> pb.GetInstanceResponse:
         dispatcher = self.dispatcher
-        while True:
-            record = self.backend.get_instance(request.instanceId)
-            if record is None or done(record):
-                return _instance_response(record, request.getInputsAndOutputs)
-            if dispatcher.stopping:
-                _abort(context, "UNAVAILABLE", "the sidecar is shutting down")
-            if not context.is_active():
-                _abort(context, "CANCELLED", "the caller went away")
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                _abort(context, "DEADLINE_EXCEEDED", f"instance {request.instanceId!r} did not {what} in time")
-            dispatcher.wait_for_status(_WAIT_POLL_SECONDS if remaining is None else min(_WAIT_POLL_SECONDS, remaining))
+        with dispatcher.client_waiting():
+            while True:
+                record = None if is_entity_id(request.instanceId) else self.backend.get_instance(request.instanceId)
+                if record is None or done(record):
+                    return _instance_response(record, request.getInputsAndOutputs)
+                if dispatcher.stopping:
+                    _abort(context, "UNAVAILABLE", "the sidecar is shutting down")
+                if not context.is_active():
+                    _abort(context, "CANCELLED", "the caller went away")
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    _abort(context, "DEADLINE_EXCEEDED", f"instance {request.instanceId!r} did not {what} in time")
+                dispatcher.wait_for_status(
+                    _WAIT_POLL_SECONDS if remaining is None else min(_WAIT_POLL_SECONDS, remaining))
 
     @_errors_to_status
     def RaiseEvent(self, request: pb.RaiseEventRequest, context: Any) -> pb.RaiseEventResponse:
@@ -262,6 +286,17 @@ class SidecarService:
         return pb.RestartInstanceResponse(instanceId=new_id)
 
     @_errors_to_status
+    def RewindInstance(self, request: pb.RewindInstanceRequest, context: Any) -> pb.RewindInstanceResponse:
+        """Rewind a FAILED instance: its failed activities and sub-orchestrations run again, the rest is kept
+        (``NOT_FOUND`` for an unknown id, ``FAILED_PRECONDITION`` if it is not FAILED)."""
+        try:
+            self.client.rewind_orchestration(request.instanceId, reason=string_value(request, "reason"))
+        except OrchestrationStateError as err:
+            _abort(context, "FAILED_PRECONDITION", str(err))
+        self._changed()
+        return pb.RewindInstanceResponse()
+
+    @_errors_to_status
     def QueryInstances(self, request: pb.QueryInstancesRequest, context: Any) -> pb.QueryInstancesResponse:
         """A page of instances matching the query, oldest first, and the token for the next page."""
         query = request.query
@@ -276,7 +311,8 @@ class SidecarService:
             )
         )
         response = pb.QueryInstancesResponse(
-            orchestrationState=[orchestration_state(r, with_payloads=query.fetchInputsAndOutputs) for r in records]
+            orchestrationState=[orchestration_state(r, with_payloads=query.fetchInputsAndOutputs) for r in records
+                                if not is_entity_id(r.instance_id)]  # entities are instances too; not shown
         )
         if token is not None:
             response.continuationToken.value = token
@@ -423,9 +459,51 @@ class SidecarService:
         self.dispatcher.abandon(request.completionToken, "activity")
         return pb.AbandonActivityTaskResponse()
 
+    # -- durable entities (see _entities) -----------------------------------------------------------
+
+    @_errors_to_status
+    def SignalEntity(self, request: pb.SignalEntityRequest, context: Any) -> pb.SignalEntityResponse:
+        """Queue a one-way operation for an entity (created if new), at ``scheduledTime`` if given."""
+        signal_entity(self.dispatcher, request)
+        self._changed()
+        return pb.SignalEntityResponse()
+
+    @_errors_to_status
+    def GetEntity(self, request: pb.GetEntityRequest, context: Any) -> pb.GetEntityResponse:
+        """An entity's metadata and state (``exists = false`` if it has neither state nor lock)."""
+        self.dispatcher.client_call()  # a client polling the state may act on it next, as for GetInstance
+        return get_entity(self.backend, request)
+
+    @_errors_to_status
+    def QueryEntities(self, request: pb.QueryEntitiesRequest, context: Any) -> pb.QueryEntitiesResponse:
+        """A page of entities ordered by id, and the token for the next page."""
+        return query_entities(self.backend, request)
+
+    @_errors_to_status
+    def CleanEntityStorage(self, request: pb.CleanEntityStorageRequest, context: Any
+                           ) -> pb.CleanEntityStorageResponse:
+        """Remove empty entities; release the locks of orchestrations that are gone or finished."""
+        response = clean_entity_storage(self.dispatcher, request)
+        self._changed()
+        return response
+
+    @_errors_to_status
+    def CompleteEntityTask(self, request: pb.EntityBatchResult, context: Any) -> pb.CompleteTaskResponse:
+        """A worker's result for an entity batch: the entity step commits it."""
+        complete_entity_batch(self.dispatcher, request)
+        return pb.CompleteTaskResponse()
+
+    @_errors_to_status
+    def AbandonTaskEntityWorkItem(self, request: pb.AbandonEntityTaskRequest, context: Any
+                                  ) -> pb.AbandonEntityTaskResponse:
+        """A worker gives an entity batch back; it runs again after a short delay."""
+        self.dispatcher.abandon(request.completionToken, "entity")
+        return pb.AbandonEntityTaskResponse()
+
     # -- internals ----------------------------------------------------------------------------------
 
     def _changed(self) -> None:
+        self.dispatcher.client_call()
         self.dispatcher.wake()
         self.dispatcher.notify_status()
 
@@ -433,7 +511,7 @@ class SidecarService:
         token = None
         while True:
             records, token = self.backend.query_instances(InstanceQuery(page_size=1000, continuation_token=token))
-            yield from records
+            yield from (r for r in records if not is_entity_id(r.instance_id))
             if token is None:
                 return
 
