@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import logging
 import threading
+from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -312,6 +313,40 @@ class Worker:
 
         An ``async def`` activity runs to completion on this thread's own event loop.
         """
+        steps = self._activity_steps(task)
+        try:
+            pending = next(steps)
+            while True:  # an awaitable the activity returned: run it here, hand back its outcome
+                try:
+                    value = self._event_loop().run_until_complete(_await(pending))
+                except Exception as err:
+                    pending = steps.throw(err)
+                else:
+                    pending = steps.send(value)
+        except StopIteration as done:
+            event: pb.HistoryEvent = done.value
+            return event
+
+    async def execute_activity_async(self, task: ActivityTask) -> pb.HistoryEvent:
+        """``execute_activity`` on the running event loop: other activities run while this one awaits."""
+        steps = self._activity_steps(task)
+        try:
+            pending = next(steps)
+            while True:
+                try:
+                    value = await pending
+                except Exception as err:
+                    pending = steps.throw(err)
+                else:
+                    pending = steps.send(value)
+        except StopIteration as done:
+            event: pb.HistoryEvent = done.value
+            return event
+
+    def _activity_steps(self, task: ActivityTask) -> Generator[Any, Any, pb.HistoryEvent]:
+        """Call the activity and build its result event; yields the awaitable an ``async`` activity returns
+        (the caller awaits it, on its own loop or the running one, and sends back its value or throws in its
+        error), so one body serves ``execute_activity`` and ``execute_activity_async``."""
         engine = self.engine
         try:
             fn, value, ctx, takes_input = self._activity_call(task)
@@ -320,22 +355,7 @@ class Worker:
             with hooks.extract_context(task.tags) if hooks is not None else contextlib.nullcontext():
                 output = fn(ctx, value) if takes_input else fn(ctx)
                 if inspect.isawaitable(output):
-                    output = self._event_loop().run_until_complete(_await(output))
-            encoded = engine.converter.serialize(output)
-        except Exception as err:
-            return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(err))
-        return ev.task_completed(engine.clock.now(), task.task_id, encoded)
-
-    async def execute_activity_async(self, task: ActivityTask) -> pb.HistoryEvent:
-        """``execute_activity`` on the running event loop: other activities run while this one awaits."""
-        engine = self.engine
-        try:
-            fn, value, ctx, takes_input = self._activity_call(task)
-            hooks = engine._hooks
-            with hooks.extract_context(task.tags) if hooks is not None else contextlib.nullcontext():
-                output = fn(ctx, value) if takes_input else fn(ctx)
-                if inspect.isawaitable(output):
-                    output = await output
+                    output = yield output
             encoded = engine.converter.serialize(output)
         except Exception as err:
             return ev.task_failed(engine.clock.now(), task.task_id, FailureDetails.from_exception(err))
