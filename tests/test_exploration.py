@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,15 @@ from wftest import (
 )
 
 # the seeded-bug workflows of the hypothesis tests, so both searches are held to the same bugs
-from test_fuzzing import cache, checkout, ledger, race, reads_process_state, two_approvals  # isort: skip
+from test_fuzzing import (  # isort: skip
+    charge_once_check,
+    checkout,
+    completes_after_crash_check,
+    ledger,
+    order_check,
+    race,
+    two_events_check,
+)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples" / "fuzzing_saga"))
 from trip import Hotel, book_trip, book_trip_fixed
@@ -39,16 +46,6 @@ def failure_of(check: object, **options: object) -> ScheduleFailure:
     with pytest.raises(ScheduleFailure) as caught:
         explore(check, **options)  # type: ignore[arg-type]
     return caught.value
-
-
-def order_check(schedule: Schedule) -> None:
-    assert WorkflowTester().run(race, schedule=schedule).output == "fast"
-
-
-def charge_once_check(schedule: Schedule) -> None:
-    ledger.clear()
-    WorkflowTester().run(checkout, 5, schedule=schedule)
-    assert ledger == ["charge 5"]
 
 
 def rooms_released_once(saga: object, schedule: Schedule) -> None:
@@ -90,23 +87,12 @@ def test_finds_the_sagas_double_release_and_the_fixed_saga_passes() -> None:
 
 
 def test_finds_a_duplicate_event_bug() -> None:
-    def check(schedule: Schedule) -> None:
-        tester = WorkflowTester()
-        tester.at(timedelta(hours=1), lambda t: t.raise_event("approve"))
-        tester.at(timedelta(hours=2), lambda t: t.raise_event("approve"))
-        assert tester.run(two_approvals, schedule=schedule).output == "2024-01-01T02:00:00"
-
-    failure = failure_of(check, faults=[DuplicateEvent()])
+    failure = failure_of(two_events_check, faults=[DuplicateEvent()])
     assert failure.schedule.script == ["fe:duplicate"]
 
 
 def test_finds_non_determinism_that_only_a_crash_reveals() -> None:
-    def check(schedule: Schedule) -> None:
-        cache["warm"] = 0
-        result = WorkflowTester(replay_check=False).run(reads_process_state, schedule=schedule)
-        assert result.status == "COMPLETED", result.failure_details
-
-    failure = failure_of(check, faults=[CrashDuringStep()])
+    failure = failure_of(completes_after_crash_check, faults=[CrashDuringStep()])
     assert fault_tokens(failure.schedule) == ["fs:crash-step"]
 
 

@@ -73,6 +73,34 @@ def reads_process_state(ctx: OrchestrationContext, _: Any) -> Gen:
     return "done"
 
 
+def order_check(schedule: Schedule) -> None:
+    """Seeded bug: the output depends on which activity finishes first."""
+    assert WorkflowTester().run(race, schedule=schedule).output == "fast"
+
+
+def charge_once_check(schedule: Schedule) -> None:
+    """Seeded bug: a crash after ``charge`` runs it again (the ledger sees two charges)."""
+    ledger.clear()
+    WorkflowTester().run(checkout, 5, schedule=schedule)
+    assert ledger == ["charge 5"]
+
+
+def two_events_check(schedule: Schedule) -> None:
+    """Seeded bug: a duplicated first event stands in for the second (the approval ends an hour early)."""
+    tester = WorkflowTester()
+    tester.at(timedelta(hours=1), lambda t: t.raise_event("approve"))
+    tester.at(timedelta(hours=2), lambda t: t.raise_event("approve"))
+    assert tester.run(two_approvals, schedule=schedule).output == "2024-01-01T02:00:00"
+
+
+def completes_after_crash_check(schedule: Schedule) -> None:
+    """Seeded bug: code reading process memory replays differently once a crash loses the warm executor
+    (the replay check, net 2, would catch it by itself: it is off to show what a crash in production does)."""
+    cache["warm"] = 0
+    result = WorkflowTester(replay_check=False).run(reads_process_state, schedule=schedule)
+    assert result.status == "COMPLETED", result.failure_details
+
+
 def minimal_failure(test: Callable[[Schedule], None], strategy: Any) -> Schedule:
     """Run a hypothesis search; return the (shrunk) schedule of the failing example it reports."""
     seen: list[Schedule] = []
@@ -143,49 +171,29 @@ def test_duplicate_event_is_delivered_twice() -> None:
 
 
 def test_fuzzer_finds_an_order_dependent_bug_and_shrinks_it() -> None:
-    def test(schedule: Schedule) -> None:
-        assert WorkflowTester().run(race, schedule=schedule).output == "fast"
-
-    found = minimal_failure(test, schedules())
+    found = minimal_failure(order_check, schedules())
     assert found.to_string() == "c1;c0"
     assert "ran activity slow#2 of test-instance ahead of activity fast#1" in found.timeline()
 
 
 def test_fuzzer_finds_a_double_charge_after_a_crash_and_shrinks_to_one_fault() -> None:
-    def test(schedule: Schedule) -> None:
-        ledger.clear()
-        WorkflowTester().run(checkout, 5, schedule=schedule)
-        assert ledger == ["charge 5"]
-
-    found = minimal_failure(test, schedules(faults=[CrashAfterActivity(), CrashDuringStep(), DuplicateEvent()]))
+    found = minimal_failure(charge_once_check,
+                            schedules(faults=[CrashAfterActivity(), CrashDuringStep(), DuplicateEvent()]))
     faults = [d for d in found.decisions if d.value.startswith("f") and not d.value.endswith("-")]
     assert [d.value for d in faults] == ["fa:crash-after"]
 
 
 def test_fuzzer_finds_a_duplicate_event_bug() -> None:
-    def test(schedule: Schedule) -> None:
-        tester = WorkflowTester()
-        tester.at(timedelta(hours=1), lambda t: t.raise_event("approve"))
-        tester.at(timedelta(hours=2), lambda t: t.raise_event("approve"))
-        assert tester.run(two_approvals, schedule=schedule).output == "2024-01-01T02:00:00"
-
-    found = minimal_failure(test, schedules(faults=[DuplicateEvent()]))
+    found = minimal_failure(two_events_check, schedules(faults=[DuplicateEvent()]))
     assert [d.value for d in found.decisions if d.value == "fe:duplicate"] == ["fe:duplicate"]
 
 
 def test_fuzzer_finds_non_determinism_that_only_a_crash_reveals() -> None:
-    # (the replay check after each run, net 2, would catch this bug by itself; it is off here to show
-    # what a crash in production does to such code)
-    def test(schedule: Schedule) -> None:
-        cache["warm"] = 0
-        result = WorkflowTester(replay_check=False).run(reads_process_state, schedule=schedule)
-        assert result.status == "COMPLETED", result.failure_details
-
     # without faults the sticky executor never replays, so the bug hides...
     cache["warm"] = 0
     assert WorkflowTester(replay_check=False).run(reads_process_state).status == "COMPLETED"
     # ...a crash mid-step forces a replay from history, and the replay diverges
-    found = minimal_failure(test, schedules(faults=[CrashDuringStep()]))
+    found = minimal_failure(completes_after_crash_check, schedules(faults=[CrashDuringStep()]))
     assert [d.value for d in found.decisions if d.value.endswith("crash-step")] == ["fs:crash-step"]
     cache["warm"] = 0
     result = WorkflowTester(replay_check=False).run(
