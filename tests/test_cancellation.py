@@ -162,10 +162,16 @@ def new_calls_after_cancel(ctx: OrchestrationContext, _: Any) -> Gen:
 # -- the client on the engine ------------------------------------------------------------------------
 
 
-def test_cancel_raises_at_the_timer_wait_and_cleanup_runs_in_disconnected() -> None:
+def waiting_on_timer() -> tuple[Engine, str]:
+    """An engine whose ``waits_on_timer`` instance has run its first step (it now waits on its timer)."""
     engine = Engine()
     iid = engine.client.schedule_new_orchestration(waits_on_timer)
     engine.run_until_idle()
+    return engine, iid
+
+
+def test_cancel_raises_at_the_timer_wait_and_cleanup_runs_in_disconnected() -> None:
+    engine, iid = waiting_on_timer()
     engine.client.cancel_orchestration(iid, reason="customer left")
     state = engine.client.wait_for_orchestration_completion(iid)
     assert state.runtime_status == "COMPLETED"
@@ -174,9 +180,7 @@ def test_cancel_raises_at_the_timer_wait_and_cleanup_runs_in_disconnected() -> N
 
 
 def test_the_cancel_is_an_event_raised_in_history_at_the_point_it_was_processed() -> None:
-    engine = Engine()
-    iid = engine.client.schedule_new_orchestration(waits_on_timer)
-    engine.run_until_idle()
+    engine, iid = waiting_on_timer()
     engine.client.cancel_orchestration(iid, reason="customer left")
     engine.client.wait_for_orchestration_completion(iid)
     kinds = [(e.WhichOneof("eventType"), e.eventRaised.name) for e in engine.history(iid)]
@@ -284,9 +288,7 @@ def test_cancelling_an_unknown_instance_is_a_clear_error() -> None:
 
 
 def test_a_cancel_while_suspended_takes_effect_on_resume() -> None:
-    engine = Engine()
-    iid = engine.client.schedule_new_orchestration(waits_on_timer)
-    engine.run_until_idle()
+    engine, iid = waiting_on_timer()
     engine.client.suspend_orchestration(iid)
     engine.run_until_idle()
     engine.client.cancel_orchestration(iid, reason="while suspended")
@@ -299,9 +301,7 @@ def test_a_cancel_while_suspended_takes_effect_on_resume() -> None:
 
 
 def test_a_second_cancel_is_ignored() -> None:
-    engine = Engine()
-    iid = engine.client.schedule_new_orchestration(waits_on_timer)
-    engine.run_until_idle()
+    engine, iid = waiting_on_timer()
     engine.client.cancel_orchestration(iid, reason="first")
     engine.client.cancel_orchestration(iid, reason="second")
     state = engine.client.wait_for_orchestration_completion(iid)
@@ -318,9 +318,7 @@ def test_a_cancel_before_a_delayed_start_is_seen_at_the_first_wait() -> None:
 
 def test_raising_the_reserved_event_from_any_client_is_a_cancel() -> None:
     # what a durabletask SDK client can do through the sidecar, which has no cancel call
-    engine = Engine()
-    iid = engine.client.schedule_new_orchestration(waits_on_timer)
-    engine.run_until_idle()
+    engine, iid = waiting_on_timer()
     engine.client.raise_orchestration_event(iid, "WFTEST.Cancel", data="from a durabletask client")
     state = engine.client.wait_for_orchestration_completion(iid)
     assert state.output == {"cancelled": "from a durabletask client", "cleanup": "cleaned timer"}

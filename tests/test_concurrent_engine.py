@@ -226,13 +226,19 @@ def test_stop_abandons_a_blocked_activity_so_another_engine_takes_it_at_once(
     _assert_each_step_once(history)
 
 
-def test_graceful_stop_lets_an_in_flight_activity_finish() -> None:
+def blocked_in_activity() -> tuple[Engine, _Blocker, str]:
+    """A started engine whose ``one_step`` instance is inside its blocking activity."""
     blocker = _Blocker()
     engine = Engine(clock=SystemClock())
     engine.add_named_activity("block", blocker)
     engine.start()
     iid = engine.client.schedule_new_orchestration(one_step)
     assert blocker.started.wait(HANG_GUARD)
+    return engine, blocker, iid
+
+
+def test_graceful_stop_lets_an_in_flight_activity_finish() -> None:
+    engine, blocker, iid = blocked_in_activity()
     outcome: list[list[str]] = []
     stopper = threading.Thread(target=lambda: outcome.append(engine.stop(timeout=HANG_GUARD)))
     stopper.start()
@@ -248,12 +254,7 @@ def test_graceful_stop_lets_an_in_flight_activity_finish() -> None:
 
 
 def test_stop_without_drain_abandons_at_once_and_a_restart_runs_the_activity_again() -> None:
-    blocker = _Blocker()
-    engine = Engine(clock=SystemClock())
-    engine.add_named_activity("block", blocker)
-    engine.start()
-    iid = engine.client.schedule_new_orchestration(one_step)
-    assert blocker.started.wait(HANG_GUARD)
+    engine, blocker, iid = blocked_in_activity()
 
     assert len(engine.stop(timeout=HANG_GUARD, drain=False)) == 1
 
