@@ -25,7 +25,6 @@ Every run is a normal tester run: replay-checked and strict, as the tester is co
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import threading
@@ -140,12 +139,12 @@ def explore(
         return Exploration(runs, len(distinct), time.perf_counter() - started, seed)
     index, choices = failure
     if error is None:  # found by a worker: fail it here, where the shrinking runs
-        error = plan.fails(choices)
+        schedule, _, error = plan.replay(choices)
         if error is None:
             raise AssertionError(
                 f"schedule {index + 1} of {runs} (seed {seed}) failed the check in a worker process but passed "
                 f"when run again here: the check does not depend on the schedule alone (state shared between "
-                f"calls?). Its decisions: {plan.describe(choices)}"
+                f"calls?). Its decisions: {schedule!r}"
             )
     shrinker = _Shrinker(plan, _origin(error), max_shrinks)
     shrunk, shrunk_error = shrinker.shrink(choices, error)
@@ -172,28 +171,22 @@ class _Plan:
         rng = random.Random(self.seed * 1_000_003 + index)
         return _RandomChoices(rng, rng.choice(_DEFAULT_BIASES))
 
-    def fails(self, choices: Sequence[int]) -> BaseException | None:
-        """The error of the run replaying ``choices``, or None if it passes."""
+    def replay(self, choices: Sequence[int]) -> tuple[DrawnSchedule, list[int], BaseException | None]:
+        """Run the check on the schedule that replays ``choices``: the schedule (with its decisions), the
+        choices it actually took, and the check's error (None if it passed)."""
+        source = _RecordedChoices(choices)
+        schedule = self.schedule(source)
         try:
-            self.check(self.schedule(_RecordedChoices(choices)))
-        except Exception as error:
-            return error
-        return None
-
-    def describe(self, choices: Sequence[int]) -> str:
-        schedule = self.schedule(_RecordedChoices(choices))
-        with contextlib.suppress(Exception):
             self.check(schedule)
-        return repr(schedule)
+        except Exception as error:
+            return schedule, source.choices, error
+        return schedule, source.choices, None
 
     def failure(self, choices: tuple[int, ...], error: BaseException, number: int, runs: int,
                 shrinks: int) -> ScheduleFailure:
         """The report: rerun the shrunk choices to take their decisions down as a replayable schedule."""
-        schedule = self.schedule(_RecordedChoices(choices))
-        try:
-            self.check(schedule)
-        except Exception as rerun_error:
-            error = rerun_error
+        schedule, _, rerun_error = self.replay(choices)
+        error = rerun_error or error
         tokens = schedule.to_string().split(";")
         while tokens and _is_default(tokens[-1]):
             tokens.pop()  # past the end of its script a schedule takes the defaults anyway
@@ -383,10 +376,7 @@ class _Shrinker:
     def _fails(self, choices: tuple[int, ...]) -> tuple[tuple[int, ...], BaseException] | None:
         """The choices the run actually took and its error, if it fails the same way; else None."""
         self.attempts += 1
-        source = _RecordedChoices(choices)
-        try:
-            self._plan.check(self._plan.schedule(source))
-        except Exception as error:
-            if _origin(error) == self._origin:
-                return _trimmed(source.choices), error
+        _, taken, error = self._plan.replay(choices)
+        if error is not None and _origin(error) == self._origin:
+            return _trimmed(taken), error
         return None
