@@ -344,6 +344,11 @@ class Hooks:
             self._pm.hook.wftest_step_committed(instance_id=instance_id, update=update)
 
     @property
+    def observes_activities(self) -> bool:
+        """True if a plugin implements ``wftest_before_activity`` or ``wftest_after_activity``."""
+        return "wftest_before_activity" in self._active or "wftest_after_activity" in self._active
+
+    @property
     def propagates_context(self) -> bool:
         """True if a plugin implements ``wftest_inject_context`` or ``wftest_extract_context``."""
         return "wftest_inject_context" in self._active or "wftest_extract_context" in self._active

@@ -136,6 +136,18 @@ def test_the_real_clock_is_back_when_an_activity_fails() -> None:
 def test_a_time_patch_plugin_is_started_and_stopped_around_each_activity() -> None:
     events: list[str] = []
 
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        yield ctx.call_activity(wall_clock)
+        yield ctx.create_timer(timedelta(minutes=5))
+        yield ctx.call_activity(wall_clock)
+
+    tester = WorkflowTester()
+    tester.hooks.register(recording_time_patch(events))
+    tester.run(wf)
+    assert events == ["start 00:00", "stop", "start 00:05", "stop"]
+
+
+def recording_time_patch(events: list[str]) -> Any:
     class Recording:
         @hookimpl
         def wftest_start_time_patch(self, now: dt.datetime) -> Any:
@@ -143,22 +155,61 @@ def test_a_time_patch_plugin_is_started_and_stopped_around_each_activity() -> No
 
             class Patch:
                 def move_to(self, when: dt.datetime) -> None:
-                    events.append("move")
+                    events.append(f"move {when:%H:%M}")
 
                 def stop(self) -> None:
                     events.append("stop")
 
             return Patch()
 
+    return Recording()
+
+
+def test_activities_that_run_one_after_the_other_share_one_patch_stopped_before_the_next_step() -> None:
+    events: list[str] = []
+
     def wf(ctx: OrchestrationContext, _: Any) -> Gen:
-        yield ctx.call_activity(wall_clock)
-        yield ctx.create_timer(timedelta(minutes=5))
+        yield when_all([ctx.call_activity(wall_clock) for _ in range(3)])
+        events.append("orchestrator code")
         yield ctx.call_activity(wall_clock)
 
-    tester = WorkflowTester()
-    tester.hooks.register(Recording())
+    tester = WorkflowTester(replay_check=False)
+    tester.hooks.register(recording_time_patch(events))
     tester.run(wf)
-    assert events == ["start 00:00", "stop", "start 00:05", "stop"]
+    assert events == ["start 00:00", "stop", "orchestrator code", "start 00:00", "stop"]
+
+
+def test_a_mock_between_real_activities_reads_the_real_clock() -> None:
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        return (yield when_all([ctx.call_activity(wall_clock), ctx.call_activity("mocked"),
+                                ctx.call_activity(wall_clock)]))
+
+    tester = WorkflowTester()
+    tester.on_activity("mocked").calls(lambda _: dt.datetime.now().year)
+    first, mocked, last = tester.run(wf).output
+    assert first["now"] == last["now"] == "2024-01-01T00:00:00"
+    assert mocked == REAL_YEAR
+
+
+def test_activity_hooks_read_the_real_clock_between_activities() -> None:
+    seen: list[int] = []
+
+    class Watching:
+        @hookimpl
+        def wftest_before_activity(self, task: Any) -> None:
+            seen.append(dt.datetime.now().year)
+
+        @hookimpl
+        def wftest_after_activity(self, task: Any, result: Any) -> None:
+            seen.append(dt.datetime.now().year)
+
+    def wf(ctx: OrchestrationContext, _: Any) -> Gen:
+        return (yield when_all([ctx.call_activity(wall_clock) for _ in range(3)]))
+
+    tester = WorkflowTester()
+    tester.hooks.register(Watching())
+    assert [r["now"] for r in tester.run(wf).output] == ["2024-01-01T00:00:00"] * 3
+    assert seen == [REAL_YEAR] * 6
 
 
 def test_a_time_patch_implementation_may_ignore_the_time() -> None:

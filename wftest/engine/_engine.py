@@ -136,6 +136,8 @@ class Engine(Registrations):
         self.activity_interceptor: ActivityInterceptor | None = None
         #: test seam: may replace an outgoing message (e.g. a mocked sub-orchestration's start by its result)
         self.sub_orchestration_interceptor: Callable[[Message, datetime], Message] | None = None
+        #: test seam: called before each orchestration step (the tester gives orchestrator code the real clock)
+        self.step_starting: Callable[[], None] | None = None
         self._instance_counter = itertools.count(1)
         self._runner: ConcurrentRunner | None = None
         self._wakeup = threading.Event()

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from wftest.engine._engine import Engine
 
 logger = logging.getLogger("wftest.engine")
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, dict, tuple})  # results never awaited
 
 
 class Worker:
@@ -63,6 +64,8 @@ class Worker:
         the queue and the next attempt replays the history (the warm executor is lost, as on a crash).
         """
         engine = self.engine
+        if engine.step_starting is not None:
+            engine.step_starting()
         record = item.record
         now = engine.clock.now()
         events = _without_duplicates(item.new_events, started=item.history_length > 0)
@@ -354,7 +357,7 @@ class Worker:
             # the request-scoped context the orchestration passed on (wftest_extract_context), if any
             with hooks.extract_context(task.tags) if hooks is not None else contextlib.nullcontext():
                 output = fn(ctx, value) if takes_input else fn(ctx)
-                if inspect.isawaitable(output):
+                if type(output) not in _PLAIN and inspect.isawaitable(output):
                     output = yield output
             encoded = engine.converter.serialize(output)
         except Exception as err:

@@ -90,12 +90,8 @@ _RANDOM_CODES = {
 _GLOBAL_RANDOM = getattr(random, "_inst", None)
 
 
-def _freezegun_codes() -> dict[types.CodeType, tuple[str, str]]:
-    # With freezegun active (the tester freezes activity time), datetime.now() and time.time() are
-    # Python fakes; catch those too. Imported lazily and only if freezegun is already loaded.
-    api = sys.modules.get("freezegun.api")
-    if api is None:
-        return {}
+@functools.cache
+def _freezegun_codes_of(api: types.ModuleType) -> dict[types.CodeType, tuple[str, str]]:
     codes: dict[types.CodeType, tuple[str, str]] = {}
     for attr, name, hint in [
         ("fake_time", "time.time()", _HINT_TIME),
@@ -114,6 +110,14 @@ def _freezegun_codes() -> dict[types.CodeType, tuple[str, str]]:
             if fn is not None and hasattr(fn, "__code__"):
                 codes[fn.__code__] = (f"{'datetime' if cls_name == 'FakeDatetime' else 'date'}.{method}()", _HINT_TIME)
     return codes
+
+
+def _freezegun_codes() -> dict[types.CodeType, tuple[str, str]]:
+    # With freezegun active (the tester freezes activity time), datetime.now() and time.time() are
+    # Python fakes; catch those too. Only if freezegun is already loaded (every tester's guard asks: the
+    # answer is computed once per freezegun module).
+    api = sys.modules.get("freezegun.api")
+    return _freezegun_codes_of(api) if api is not None else {}
 
 
 # Test tooling that runs code at arbitrary points (GC callbacks, timing) is never orchestrator code.
@@ -254,7 +258,8 @@ def unwatched(method: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         hook = sys.getprofile()
-        if hook is None or getattr(hook, "__code__", None) is not _HOOK_CODE:
+        # (attribute reads, not getattr(): every builtin called here is one more event for the hook)
+        if hook.__class__ is not types.FunctionType or hook.__code__ is not _HOOK_CODE:
             return method(*args, **kwargs)
         sys.setprofile(None)
         try:

@@ -30,7 +30,7 @@ from wftest.errors import (
     RunLimitError,
     UnexpectedCallError,
 )
-from wftest.hooks import Hooks, default_hooks
+from wftest.hooks import Hooks, TimePatch, default_hooks
 from wftest.orchestration import ActivityContext, Registry
 from wftest.orchestration._registry import Activity, Orchestrator, Registrations
 from wftest.protos import orchestrator_service_pb2 as pb
@@ -183,6 +183,10 @@ class WorkflowTester(Registrations):
         self._finish_reported = False
         #: while the tester drives a run: where activities get their time patch (None: freezing is off)
         self._time_hooks: Hooks | None = None
+        #: the time patch of the activities running one after the other now (None: the real clock)
+        self._activity_patch: TimePatch | None = None
+        self._activity_patch_at = self.start_time
+        self._patch_per_activity = False
         self._hooks: Hooks | None = None
         #: the result of the most recent run (the pytest plugin reports its timeline on failure)
         self.last_result: RunResult | None = None
@@ -256,6 +260,7 @@ class WorkflowTester(Registrations):
         )
         engine.activity_interceptor = self._intercept_activity
         engine.sub_orchestration_interceptor = self._intercept_sub_orchestration
+        engine.step_starting = self._stop_activity_time
         self._engine = engine
         self._steps = 0
         self._unexpected = []
@@ -275,8 +280,7 @@ class WorkflowTester(Registrations):
     def step(self) -> bool:
         """Run the work that is due now (never moves the clock); False if there was none."""
         with self._activity_time():
-            processed = self.engine.run_until_idle(limit=self._budget())
-        self._count(processed)
+            processed = self._run_due()
         return processed > 0
 
     def run_until(self, until: datetime | timedelta | Callable[[], bool] | None = None) -> RunResult:
@@ -305,7 +309,7 @@ class WorkflowTester(Registrations):
         with self._activity_time():
             while True:
                 self._fire_callbacks()
-                self._count(engine.run_until_idle(limit=self._budget()))
+                self._run_due()
                 if done() or (self._is_done() and deadline is None):
                     break
                 candidates = [t for t in (engine.backend.next_wakeup(), self._next_callback()) if t is not None]
@@ -313,7 +317,7 @@ class WorkflowTester(Registrations):
                 if deadline is not None and (upcoming is None or upcoming > deadline):
                     clock.jump_to(max(deadline, clock.now()))
                     self._fire_callbacks()
-                    self._count(engine.run_until_idle(limit=self._budget()))
+                    self._run_due()
                     break
                 if upcoming is None:
                     self.result()  # so last_result (the pytest failure report) shows this run
@@ -513,6 +517,15 @@ class WorkflowTester(Registrations):
     def _budget(self) -> int:
         return max(1, self.max_steps - self._steps + 1)
 
+    def _run_due(self) -> int:
+        """Run the work due now (``engine.run_until_idle``) and count it; activity time is off afterwards."""
+        try:
+            processed = self.engine.run_until_idle(limit=self._budget())
+        finally:
+            self._stop_activity_time()
+        self._count(processed)
+        return processed
+
     def _count(self, processed: int) -> None:
         self._steps += processed
         if self._steps > self.max_steps:
@@ -536,31 +549,50 @@ class WorkflowTester(Registrations):
 
     @contextlib.contextmanager
     def _activity_time(self) -> Iterator[None]:
-        # The wall clock reads the virtual time only while an activity runs (``_run_activity``), never while
-        # orchestrator code, callbacks or the test run. A drive decides once where the patch comes from.
+        # The wall clock reads the virtual time only while activities run (``_run_activity``), never while
+        # orchestrator code, callbacks, mocks or the test run. A drive decides once where the patch comes from.
         previous = self._time_hooks
-        self._time_hooks = (self._hooks or default_hooks()) if self.freeze_activity_time else None
+        hooks = (self._hooks or default_hooks()) if self.freeze_activity_time else None
+        self._time_hooks = hooks
+        # activities that run one after the other share one patch, moved to each one's time, unless a plugin
+        # runs code between them (wftest_before/after_activity), which must not see the frozen clock
+        self._patch_per_activity = hooks is not None and hooks.observes_activities
         try:
             yield
         finally:
+            self._stop_activity_time()
             self._time_hooks = previous
 
     def _run_activity(self, task: ActivityTask) -> tuple[pb.HistoryEvent, timedelta | None] | None:
         """Run a real activity with the wall clock patched to the virtual time (None: the worker runs it).
 
-        Starting and stopping the patch around each activity costs microseconds (the freezegun plugin
-        installs its patches once per process and leaves them dormant between activities).
+        The patch is started for the first of a series of activities, moved to the time of each next one,
+        and stopped by whatever else runs next (an orchestration step, a mock, the end of ``run_until_idle``):
+        starting and stopping it costs microseconds, moving it less.
         """
         hooks = self._time_hooks
         if hooks is None:
             return None
         engine = self.engine
-        patch = hooks.start_time_patch(engine.clock.now())
+        now = engine.clock.now()
+        patch = self._activity_patch
+        if patch is None:
+            self._activity_patch = hooks.start_time_patch(now)
+            self._activity_patch_at = now
+        elif now != self._activity_patch_at:  # (the clock moves between series, not within one)
+            patch.move_to(now)
+            self._activity_patch_at = now
         try:
             return engine.worker.execute_activity(task), None
         finally:
-            if patch is not None:
-                patch.stop()
+            if self._patch_per_activity:
+                self._stop_activity_time()
+
+    def _stop_activity_time(self) -> None:
+        """Give the wall clock back (the end of a series of activities)."""
+        patch, self._activity_patch = self._activity_patch, None
+        if patch is not None:
+            patch.stop()
 
     def _record(self, name: str, value: Any, task_id: int, instance_id: str, mocked: bool) -> Call:
         call = Call(name, value, self.engine.clock.now(), instance_id, task_id, mocked)
@@ -587,6 +619,7 @@ class WorkflowTester(Registrations):
             failure = FailureDetails(message=message, error_type="wftest.errors.UnexpectedCallError")
             return ev.task_failed(now, task.task_id, failure), None
         mock.recorded_calls.append(call)
+        self._stop_activity_time()  # a mock's answer is test code: the real clock
         ctx = ActivityContext(task.instance_id, task.task_id, task.name, task.scheduled_at, task.tags)
         try:
             # a mock's answer sees the request-scoped context the orchestration passed on, as a real activity does
