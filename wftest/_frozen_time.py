@@ -3,8 +3,8 @@
 ``freeze_time(...).start()`` scans every loaded module for references to the clock (``time.time``,
 ``datetime.datetime``, ...) and replaces them with freezegun's fakes; ``stop()`` puts them back. The scan
 calls ``dir()`` on every module: milliseconds. Activities must read the virtual time and nothing else may
-(orchestrator code, test code, tooling), so the patch goes on right before each activity and off right
-after it: far too often for a scan each time.
+(orchestrator code, test code, tooling), so the patch goes on right before an activity and off as soon
+as something else runs: far too often for a scan each time.
 
 :class:`FrozenTime` scans once per process, remembers where the references are, and afterwards switches
 exactly those places (plus the clock functions of the ``time`` and ``datetime`` modules, as freezegun

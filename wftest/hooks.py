@@ -162,9 +162,11 @@ class HookSpecs:
     def wftest_start_time_patch(self, now: datetime) -> TimePatch | None:
         """Start patching the wall clock at ``now`` for activity code; the first non-None result wins.
 
-        The tester starts a patch right before each activity runs and stops it right after, so the rest
-        of the process (orchestrator code included) reads the real clock: starting and stopping should
-        cost microseconds. The built-in implementation uses freezegun (its scan of the loaded modules runs
+        The tester starts a patch right before an activity runs, moves it (``move_to``) for activities
+        that run right after it, and stops it before anything else runs (an orchestration step, a mock,
+        a plugin's ``wftest_before_activity``/``wftest_after_activity``, the test), so the rest of the
+        process (orchestrator code included) reads the real clock: starting and stopping should cost
+        microseconds. The built-in implementation uses freezegun (its scan of the loaded modules runs
         once per process, see ``wftest._frozen_time``); :class:`TimeMachinePlugin` uses time-machine.
         """
 
