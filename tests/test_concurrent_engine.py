@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +272,85 @@ def test_start_rejects_a_bad_parallelism() -> None:
     with pytest.raises(ValueError, match="orchestration_threads must be an int >= 1, got 0"):
         engine.start(orchestration_threads=0)
     assert not engine.started
+
+
+# -- lock renewal: work that runs longer than the lock timeout keeps its lock --
+
+class SteppedClock:
+    """A real (not virtual) clock that reads what the test sets: lock expiry without waiting for it."""
+
+    is_virtual = False
+
+    def __init__(self) -> None:
+        self.at = datetime(2024, 1, 1)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+LONG_LOCK = timedelta(hours=1)  # the renewing thread's own period (20 minutes) never comes during a test
+
+
+def blocked_on_a_stepped_clock() -> tuple[Engine, _Blocker, str, SteppedClock]:
+    """A started engine, on a clock the test moves, whose ``one_step`` instance is inside its activity.
+
+    One activity thread: it is busy, so the engine fetches nothing more on its own.
+    """
+    clock = SteppedClock()
+    blocker = _Blocker()
+    engine = Engine(clock=clock, lock_timeout=LONG_LOCK)
+    engine.add_named_activity("block", blocker)
+    engine.start(activity_threads=1)
+    iid = engine.client.schedule_new_orchestration(one_step)
+    assert blocker.started.wait(HANG_GUARD)
+    return engine, blocker, iid, clock
+
+
+def test_a_started_engine_renews_the_lock_of_an_activity_that_outlives_it() -> None:
+    engine, blocker, iid, clock = blocked_on_a_stepped_clock()
+    runner = engine._runner
+    assert runner is not None
+    try:
+        clock.at += LONG_LOCK * 0.8
+        assert runner.renew_locks() == 1
+        clock.at += LONG_LOCK * 0.8  # past the first lock's expiry, within the renewed one
+        assert engine.backend.fetch_activity_work_item("another-worker", clock.now(), LONG_LOCK) is None
+        blocker.release.set()
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=HANG_GUARD)
+    finally:
+        blocker.release.set()
+        engine.stop()
+    assert state.output == "from the first engine" and blocker.runs == 1
+
+
+def test_a_lock_lost_despite_renewal_is_no_longer_renewed_and_the_late_result_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine, blocker, iid, clock = blocked_on_a_stepped_clock()
+    runner = engine._runner
+    assert runner is not None
+    try:
+        clock.at += LONG_LOCK * 1.5  # the worker was starved past its lock: another one takes the task over
+        taken = engine.backend.fetch_activity_work_item("another-worker", clock.now(), LONG_LOCK)
+        assert taken is not None
+        assert runner.renew_locks() == 0
+        assert runner.renew_locks() == 0  # found lost once: not tried again
+        with caplog.at_level(logging.WARNING, logger="wftest.engine"):
+            blocker.release.set()
+            _wait_until(lambda: "lost its lock before it finished" in caplog.text)
+        engine.backend.complete_activity_work_item(taken, engine.worker.execute_activity(taken.task), clock.now())
+        state = engine.client.wait_for_orchestration_completion(iid, timeout=HANG_GUARD)
+    finally:
+        blocker.release.set()
+        engine.stop()
+    assert "activity 'block' (task #1" in caplog.text and "its result was discarded" in caplog.text
+    results = [e.taskCompleted.result.value for e in engine.history(iid) if e.HasField("taskCompleted")]
+    assert results == ['"from the first engine"']  # once: the taken-over run's, committed by the other worker
+    assert state.output == "from the first engine" and blocker.runs == 2
+
+
+def _wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.001)

@@ -146,6 +146,61 @@ def test_activity_completed_after_its_lock_expired_writes_nothing(backend: Backe
     assert backend.fetch_orchestration_work_item("w", T0 + LOCK, LOCK) is None
 
 
+def test_a_renewed_orchestration_lock_holds_past_its_first_expiry_and_commits(backend: Backend) -> None:
+    _create(backend)
+    item = backend.fetch_orchestration_work_item("a", T0, LOCK)
+    assert item is not None
+    backend.renew_orchestration_work_item_lock(item, T0 + timedelta(seconds=20), LOCK)
+    assert item.locked_until == T0 + timedelta(seconds=50)
+    assert backend.fetch_orchestration_work_item("b", T0 + timedelta(seconds=45), LOCK) is None  # renewed: still a's
+    record = item.record.copy()
+    record.status = COMPLETED
+    backend.complete_orchestration_work_item(item, StepUpdate(record=record, new_history=list(item.new_events)),
+                                             T0 + timedelta(seconds=45))
+    stored = backend.get_instance("i1")
+    assert stored is not None and stored.status == COMPLETED
+
+
+def test_renewing_a_lost_orchestration_lock_fails_and_changes_nothing(backend: Backend) -> None:
+    _create(backend)
+    stale = backend.fetch_orchestration_work_item("a", T0, LOCK)
+    assert stale is not None
+    fresh = backend.fetch_orchestration_work_item("b", T0 + LOCK, LOCK)
+    assert fresh is not None
+    with pytest.raises(LockLostError, match="'a'"):
+        backend.renew_orchestration_work_item_lock(stale, T0 + LOCK, LOCK)
+    assert stale.locked_until == T0 + LOCK
+    # b still holds it, until its own lock expires
+    assert backend.fetch_orchestration_work_item("c", T0 + LOCK + LOCK / 2, LOCK) is None
+    backend.complete_orchestration_work_item(fresh, StepUpdate(record=fresh.record, new_history=[]), T0 + LOCK)
+
+
+def test_a_renewed_activity_lock_holds_past_its_first_expiry_and_commits(backend: Backend) -> None:
+    _with_one_activity(backend)
+    item = backend.fetch_activity_work_item("a", T0, LOCK)
+    assert item is not None
+    for seconds in (20, 40, 60):  # renewed three times: the task runs for over two lock timeouts
+        backend.renew_activity_work_item_lock(item, T0 + timedelta(seconds=seconds), LOCK)
+        assert backend.fetch_activity_work_item("b", T0 + timedelta(seconds=seconds + 25), LOCK) is None
+    assert item.locked_until == T0 + timedelta(seconds=90)
+    backend.complete_activity_work_item(item, ev.task_completed(T0, 1, "1"), T0 + timedelta(seconds=85))
+    assert backend.fetch_activity_work_item("b", T0 + timedelta(hours=1), LOCK) is None  # done: never again
+
+
+def test_renewing_a_lost_activity_lock_fails_and_changes_nothing(backend: Backend) -> None:
+    _with_one_activity(backend)
+    stale = backend.fetch_activity_work_item("a", T0, LOCK)
+    assert stale is not None
+    fresh = backend.fetch_activity_work_item("b", T0 + LOCK, LOCK)
+    assert fresh is not None
+    with pytest.raises(LockLostError, match="'a'"):
+        backend.renew_activity_work_item_lock(stale, T0 + LOCK, LOCK)
+    assert stale.locked_until == T0 + LOCK
+    backend.complete_activity_work_item(fresh, ev.task_completed(T0, 1, "1"), T0 + LOCK)
+    with pytest.raises(LockLostError):  # completed: there is no lock left to renew
+        backend.renew_activity_work_item_lock(fresh, T0 + LOCK, LOCK)
+
+
 def test_duplicate_instance_id_is_an_error_by_default(backend: Backend) -> None:
     _create(backend)
     with pytest.raises(InstanceAlreadyExistsError, match="already exists"):

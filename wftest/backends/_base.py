@@ -108,6 +108,14 @@ class Backend(Protocol):
         """Release the lock; the events become visible again after ``delay``."""
         ...
 
+    def renew_orchestration_work_item_lock(self, item: OrchestrationWorkItem, now: datetime, lock_for: timedelta
+                                           ) -> None:
+        """Extend the lock to ``now + lock_for`` (``item.locked_until`` follows, atomically with the store).
+
+        Raises ``LockLostError`` (and changes nothing) if the lock is no longer ``item``'s.
+        """
+        ...
+
     def fetch_activity_work_item(self, owner: str, now: datetime, lock_for: timedelta) -> ActivityWorkItem | None:
         """Lock the next activity task, or return None."""
         ...
@@ -120,6 +128,13 @@ class Backend(Protocol):
 
     def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:
         """Release the lock; the task is visible again at once."""
+        ...
+
+    def renew_activity_work_item_lock(self, item: ActivityWorkItem, now: datetime, lock_for: timedelta) -> None:
+        """Extend the lock to ``now + lock_for`` (``item.locked_until`` follows, atomically with the store).
+
+        Raises ``LockLostError`` (and changes nothing) if the lock is no longer ``item``'s.
+        """
         ...
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:

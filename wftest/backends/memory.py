@@ -203,6 +203,13 @@ class MemoryBackend(Backend):
                 self._ready[item.instance_id] = None
             self._changed.notify_all()
 
+    def renew_orchestration_work_item_lock(self, item: OrchestrationWorkItem, now: datetime, lock_for: timedelta
+                                           ) -> None:
+        with self._lock:
+            inst = self._owned(item)
+            inst.locked_until = item.locked_until = now + lock_for
+            self._next_expiry = min(self._next_expiry, inst.locked_until)
+
     # -- activity work items ------------------------------------------------------------------------
 
     def fetch_activity_work_item(self, owner: str, now: datetime, lock_for: timedelta) -> ActivityWorkItem | None:
@@ -232,6 +239,15 @@ class MemoryBackend(Backend):
             del self._activity_locks[cast(int, item.token)]
             self._activities.appendleft((cast(int, item.token), item.task))
             self._changed.notify_all()
+
+    def renew_activity_work_item_lock(self, item: ActivityWorkItem, now: datetime, lock_for: timedelta) -> None:
+        with self._lock:
+            self._owned_activity(item)
+            key = cast(int, item.token)
+            task, owner, _ = self._activity_locks[key]
+            until = item.locked_until = now + lock_for
+            self._activity_locks[key] = (task, owner, until)
+            self._next_expiry = min(self._next_expiry, until)
 
     # -- scheduling queries -------------------------------------------------------------------------
 

@@ -598,6 +598,13 @@ class SqliteBackend(Backend):
                 tx.executemany("UPDATE inbox SET visible_at = ? WHERE id = ?",
                                [(hidden, i) for i in cast(list[int], item.token)])
 
+    def renew_orchestration_work_item_lock(self, item: OrchestrationWorkItem, now: datetime, lock_for: timedelta
+                                           ) -> None:
+        until = now + lock_for
+        with self._renewing(item, until) as tx:
+            self._check_lock(tx, item)
+            tx.execute("UPDATE instances SET locked_until = ? WHERE instance_id = ?", (_us(until), item.instance_id))
+
     # -- activity work items ------------------------------------------------------------------------
 
     def fetch_activity_work_item(self, owner: str, now: datetime, lock_for: timedelta) -> ActivityWorkItem | None:
@@ -637,6 +644,26 @@ class SqliteBackend(Backend):
         with self._transaction() as tx:
             self._check_activity_lock(tx, item)
             tx.execute("UPDATE activities SET owner = NULL, locked_until = NULL WHERE id = ?", (item.token,))
+
+    def renew_activity_work_item_lock(self, item: ActivityWorkItem, now: datetime, lock_for: timedelta) -> None:
+        until = now + lock_for
+        with self._renewing(item, until) as tx:
+            self._check_activity_lock(tx, item)
+            tx.execute("UPDATE activities SET locked_until = ? WHERE id = ?", (_us(until), item.token))
+
+    @contextmanager
+    def _renewing(self, item: OrchestrationWorkItem | ActivityWorkItem, until: datetime
+                  ) -> Iterator[sqlite3.Connection]:
+        """A transaction that moves ``item``'s lock to ``until``: the item follows the row before the commit,
+        under the lock that this process's completions take too, and goes back if the transaction fails."""
+        previous = item.locked_until
+        try:
+            with self._transaction() as tx:
+                yield tx
+                item.locked_until = until
+        except BaseException:
+            item.locked_until = previous
+            raise
 
     # -- scheduling queries -------------------------------------------------------------------------
 

@@ -9,6 +9,11 @@ Layout of one started engine (``Engine.start``):
   activities go to ``activity_threads`` pool threads, ``async def`` activities to one event-loop thread
   where up to ``async_activities`` of them run concurrently (with ``async_activities=0`` they run on the
   pool threads instead, one at a time per thread, as in the deterministic mode).
+* one thread renews the locks of the work items in flight, every third of the engine's ``lock_timeout``, so
+  an activity or step that runs longer than the lock timeout keeps its work item (as DTFx renews its
+  locks); only a worker that dies or loses its backend loses its locks, and another worker takes the work
+  over once they expire. A lock found lost (taken over, purged) is no longer renewed; the late result is
+  refused by the backend and logged.
 * ``stop(timeout, drain=True)`` stops fetching, lets in-flight work finish until the timeout, then
   abandons what still runs (the backend releases it at once, so another worker takes it over without
   waiting for the lock to expire) and logs each abandoned item. A result that comes in after its item
@@ -42,6 +47,7 @@ logger = logging.getLogger("wftest.engine")
 
 _JOIN_GRACE = 0.25  # seconds stop() waits past its timeout for idle threads to notice it
 _IDLE_WAIT = 0.05  # seconds a fetching thread sleeps when there is no work (woken early by local changes)
+_LEAST_RENEW_INTERVAL = 0.01  # seconds: the renewing thread never spins, whatever the lock timeout
 
 
 @dataclass(eq=False)
@@ -51,6 +57,8 @@ class _InFlight:
     item: ActivityWorkItem | OrchestrationWorkItem
     description: str
     abandoned: bool = False
+    #: its lock was found lost when renewing it: not renewed again
+    lost: bool = False
 
 
 def _describe(item: ActivityWorkItem | OrchestrationWorkItem) -> str:
@@ -93,6 +101,7 @@ class ConcurrentRunner:
         threads.append(threading.Thread(target=self._dispatch_loop, name=f"{owner}-dispatch", daemon=True))
         threads += [threading.Thread(target=self._sync_loop, name=f"{owner}-act-{i}", daemon=True)
                     for i in range(self.activity_threads)]
+        threads.append(threading.Thread(target=self._renew_loop, name=f"{owner}-renew", daemon=True))
         if self.async_activities:
             self._loop = asyncio.new_event_loop()
             threads.append(threading.Thread(target=self._loop.run_forever, name=f"{owner}-loop", daemon=True))
@@ -152,6 +161,44 @@ class ConcurrentRunner:
             return False
         return True
 
+    # -- locks --------------------------------------------------------------------------------------
+
+    def _renew_loop(self) -> None:
+        interval = max(_LEAST_RENEW_INTERVAL, self.engine.lock_timeout.total_seconds() / 3)
+        while not self._stopping.wait(interval):
+            self.renew_locks()
+
+    def renew_locks(self) -> int:
+        """Extend the lock of every work item in flight to the engine's ``lock_timeout`` from now.
+
+        Returns how many were renewed. A lock that is no longer this worker's (its item finished meanwhile,
+        or ran past its lock and was taken over, or its instance was purged) is left alone from then on.
+        """
+        engine = self.engine
+        backend = engine.backend
+        with self._state:
+            entries = [entry for entry in self._in_flight.values() if not entry.abandoned and not entry.lost]
+        renewed = 0
+        for entry in entries:
+            item = entry.item
+            try:
+                if isinstance(item, ActivityWorkItem):
+                    backend.renew_activity_work_item_lock(item, engine.clock.now(), engine.lock_timeout)
+                else:
+                    backend.renew_orchestration_work_item_lock(item, engine.clock.now(), engine.lock_timeout)
+            except LockLostError:
+                # usually it just finished (its commit released the lock); if not, its commit is refused and
+                # logged then
+                entry.lost = True
+                logger.debug("worker %s: the lock on %s is no longer held; not renewing it", engine.owner,
+                             entry.description)
+            except Exception:
+                logger.exception("worker %s: renewing the lock on %s failed; trying again later", engine.owner,
+                                 entry.description)
+            else:
+                renewed += 1
+        return renewed
+
     # -- bookkeeping --------------------------------------------------------------------------------
 
     def _track(self, item: ActivityWorkItem | OrchestrationWorkItem) -> _InFlight:
@@ -178,6 +225,11 @@ class ConcurrentRunner:
         if entry.abandoned:
             logger.debug("worker %s: %s finished after it was abandoned; its result was discarded (%s)",
                          self.engine.owner, entry.description, err)
+        elif isinstance(err, LockLostError):
+            # (the worker itself logs a step whose lock was lost)
+            log = logger.warning if isinstance(entry.item, ActivityWorkItem) else logger.debug
+            log("worker %s: %s lost its lock before it finished (taken over by another worker, or its instance "
+                "was purged); its result was discarded: %s", self.engine.owner, entry.description, err)
         else:
             logger.error("worker %s: %s failed; it will be retried", self.engine.owner, entry.description,
                          exc_info=err)
