@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wftest import Engine, OrchestrationContext, SqliteBackend, Task
+from wftest import Engine, OrchestrationContext, Registry, SqliteBackend, Task
 from wftest.cli import main
 
 Gen = Generator[Task[Any], Any, Any]
@@ -48,6 +48,46 @@ def test_run_for_real_on_a_database(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert 'g: COMPLETED  output: "hello ada"' in capsys.readouterr().out
     assert main(["ps", "--db", str(db)]) == 0
     assert "COMPLETED" in capsys.readouterr().out
+
+
+registry = Registry()
+registry.add_orchestrator(greeting)
+registry.add_activity(greet)
+
+
+def test_worker_with_retention_deletes_instances_finished_longer_ago(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "kept.db"
+    engine = Engine(backend=SqliteBackend(db), registry=registry)  # a virtual clock: finished on 2024-01-01
+    engine.client.schedule_new_orchestration(greeting, input="old", instance_id="old")
+    engine.run_until_idle()
+    engine.client.schedule_new_orchestration(greeting, input="new", instance_id="new")  # left for the worker
+    assert main(["worker", "--db", str(db), "--registry", "tests.test_cli_database:registry", "--until-done",
+                 "--retention", "7d"]) == 0
+    assert main(["ps", "--db", str(db)]) == 0
+    rows = [line.split()[:3] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [["new", "greeting", "COMPLETED"]]  # "old" expired; "new" finished now, kept for 7 days
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+@pytest.mark.parametrize("value", ["0", "-5", "7 days", "1x", "h", "inf"])
+def test_a_retention_that_is_not_a_positive_duration_is_a_usage_error(
+        command: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--db", "x.db", "--registry", "m:r", "--retention", value] if command == "worker"
+             else [command, "--retention", value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --retention" in err and repr(value) in err
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("3600", 3600), ("90s", 90), ("1h30m", 5400), ("7d", 604800),
+                                                 ("0.5h", 1800), ("2D12H", 216000)])
+def test_retention_durations(value: str, seconds: float) -> None:
+    from wftest.cli import _build_parser
+
+    args = _build_parser().parse_args(["worker", "--db", "x.db", "--registry", "m:r", "--retention", value])
+    assert args.retention.total_seconds() == seconds
 
 
 def test_run_of_an_unknown_function_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

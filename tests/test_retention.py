@@ -1,9 +1,10 @@
-"""Retention: multi-instance purge on both backends, automatic expiry on sqlite (virtual clock), the purge
-command, and the sqlite schema migration that came with them."""
+"""Retention: multi-instance purge and automatic expiry (virtual clock) on both backends, the purge command and
+the ``--retention`` option, and the sqlite schema migration that came with them."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 
 from tests.conformance._support import T0, Gen
 from wftest import Engine, MemoryBackend, OrchestrationContext, SqliteBackend, VirtualClock
+from wftest.backends import IdReusePolicy
 from wftest.backends.sqlite import SCHEMA_VERSION
 from wftest.cli import main
+from wftest.errors import InstanceNotFoundError
 
 
 def quick(ctx: OrchestrationContext, outcome: str) -> Any:
@@ -128,12 +131,22 @@ def test_aware_times_are_converted_to_utc(engine: Engine) -> None:
     assert engine.client.purge_orchestrations(created_before=in_berlin).deleted_instance_count == 1
 
 
-# -- automatic expiry (sqlite) --------------------------------------------------------------------------------
+# -- automatic expiry (both backends) --------------------------------------------------------------------------
+
+Retaining = Callable[[timedelta], "MemoryBackend | SqliteBackend"]
 
 
-def test_finished_instances_expire_after_the_retention_on_the_virtual_clock(tmp_path: Path) -> None:
+@pytest.fixture(params=["memory", "sqlite"])
+def retaining(request: pytest.FixtureRequest, tmp_path: Path) -> Retaining:
+    """Makes a backend of the parameter's kind that keeps finished instances for the given time."""
+    if request.param == "memory":
+        return lambda retention: MemoryBackend(retention=retention)
+    return lambda retention: SqliteBackend(tmp_path / "wf.db", retention=retention)
+
+
+def test_finished_instances_expire_after_the_retention_on_the_virtual_clock(retaining: Retaining) -> None:
     # given a backend that keeps finished instances for 7 days
-    engine = Engine(backend=SqliteBackend(tmp_path / "wf.db", retention=timedelta(days=7)))
+    engine = Engine(backend=retaining(timedelta(days=7)))
     start(engine, quick, "done-at-0")
     start(engine, waits, "running")
     start(engine, quick, "done-at-2d", at=timedelta(days=2))
@@ -143,6 +156,8 @@ def test_finished_instances_expire_after_the_retention_on_the_virtual_clock(tmp_
     # then at exactly 7 days the first one is gone, with its history
     engine.advance(timedelta(seconds=1))
     assert remaining(engine) == ["done-at-2d", "running"]
+    with pytest.raises(InstanceNotFoundError):
+        engine.history("done-at-0")
     # and the second goes 2 days later; the running instance is never expired
     engine.advance(timedelta(days=2))
     assert remaining(engine) == ["running"]
@@ -150,8 +165,8 @@ def test_finished_instances_expire_after_the_retention_on_the_virtual_clock(tmp_
     assert remaining(engine) == ["running"]
 
 
-def test_expiry_counts_from_completion_not_creation(tmp_path: Path) -> None:
-    engine = Engine(backend=SqliteBackend(tmp_path / "wf.db", retention=timedelta(days=1)))
+def test_expiry_counts_from_completion_not_creation(retaining: Retaining) -> None:
+    engine = Engine(backend=retaining(timedelta(days=1)))
     start(engine, waits, "late")
     engine.advance(timedelta(days=3))
     engine.client.raise_orchestration_event("late", "go")
@@ -162,27 +177,67 @@ def test_expiry_counts_from_completion_not_creation(tmp_path: Path) -> None:
     assert remaining(engine) == []
 
 
-def test_expiry_never_moves_the_virtual_clock(tmp_path: Path) -> None:
-    engine = Engine(backend=SqliteBackend(tmp_path / "wf.db", retention=timedelta(days=1)))
+def test_an_instance_restarted_under_its_id_expires_from_its_new_finish(retaining: Retaining) -> None:
+    engine = Engine(backend=retaining(timedelta(days=1)))
+    start(engine, quick, "again")
+    engine.advance(timedelta(hours=12))
+    engine.client.schedule_new_orchestration(quick, input="second", instance_id="again",
+                                             reuse_id_policy=IdReusePolicy.TERMINATE)
+    engine.run_until_idle()  # the second run finishes at 12 h
+    engine.advance(timedelta(hours=12))  # the first run's expiry: the second run stays
+    state = engine.client.get_orchestration_state("again")
+    assert state is not None and state.output == "second"
+    engine.advance(timedelta(hours=12))
+    assert remaining(engine) == []
+
+
+def test_expiry_never_moves_the_virtual_clock(retaining: Retaining) -> None:
+    engine = Engine(backend=retaining(timedelta(days=1)))
     start(engine, quick, "a")
     engine.run_until_idle()
     assert engine.backend.next_wakeup() is None  # an expiry is not a timer
     assert engine.clock.now() == T0
 
 
-def test_purge_expired_can_be_called_directly_and_reports_the_count(tmp_path: Path) -> None:
-    backend = SqliteBackend(tmp_path / "wf.db", retention=timedelta(hours=1))
+def test_purge_expired_can_be_called_directly_and_reports_the_count(retaining: Retaining) -> None:
+    backend = retaining(timedelta(hours=1))
     engine = Engine(backend=backend)
     start(engine, quick, "a")
     start(engine, quick, "b")
     assert backend.purge_expired(T0 + timedelta(minutes=59)) == 0
     assert backend.purge_expired(T0 + timedelta(hours=1)) == 2
-    assert SqliteBackend(tmp_path / "other.db").purge_expired(T0 + timedelta(days=99)) == 0  # no retention
+    assert backend.purge_expired(T0 + timedelta(days=99)) == 0  # nothing left
 
 
-def test_a_retention_must_be_positive(tmp_path: Path) -> None:
+def test_without_a_retention_nothing_expires(tmp_path: Path) -> None:
+    for backend in (MemoryBackend(), SqliteBackend(tmp_path / "other.db")):
+        engine = Engine(backend=backend)
+        start(engine, quick, "kept")
+        assert backend.purge_expired(T0 + timedelta(days=99)) == 0
+        engine.advance(timedelta(days=99))
+        assert remaining(engine) == ["kept"]
+
+
+def test_an_instance_locked_by_a_worker_expires_at_a_later_sweep() -> None:
+    backend = MemoryBackend(retention=timedelta(hours=1))
+    engine = Engine(backend=backend)
+    start(engine, quick, "busy")
+    engine.client.raise_orchestration_event("busy", "late")  # new work for a finished instance
+    item = backend.fetch_orchestration_work_item("a-worker", T0, timedelta(days=1))
+    assert item is not None
+    assert backend.purge_expired(T0 + timedelta(hours=2)) == 0  # a worker holds it
+    backend.abandon_orchestration_work_item(item, T0 + timedelta(hours=2), timedelta(0))
+    assert backend.purge_expired(T0 + timedelta(hours=2)) == 0  # not within the same instant
+    assert backend.purge_expired(T0 + timedelta(hours=2, seconds=1)) == 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_retention_must_be_positive(kind: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="retention must be a positive timedelta or None"):
-        SqliteBackend(tmp_path / "wf.db", retention=timedelta(0))
+        if kind == "memory":
+            MemoryBackend(retention=timedelta(0))
+        else:
+            SqliteBackend(tmp_path / "wf.db", retention=timedelta(0))
 
 
 # -- schema migration ------------------------------------------------------------------------------------------

@@ -8,18 +8,21 @@ Commands:
   record M:ORCH --out DIR   run an orchestration on the in-memory engine (virtual clock) and save its history
   run M:ORCH [--db FILE]    run an orchestration for real (worker threads) and print its timeline
   worker --db FILE          run workers on a database until stopped (or until every instance is done)
+                            [--retention 7d]: delete finished instances that long after they finished
   ps --db FILE              list the instances in a database
   show --db FILE ID...      print the timeline of instances in a database
   raise-event | terminate | suspend | resume | purge --db FILE ID ...   manage instances in a database
   purge --db FILE [--created-before T] [--status S] ...   purge every finished instance matching the filters
   lint PATH...              report non-deterministic code in orchestrators; exit 1 on findings
-  serve [--port N] [--db FILE | --memory] [--virtual-clock]   serve durabletask's gRPC sidecar API (SDKs connect)
+  serve [--port N] [--db FILE | --memory] [--virtual-clock] [--retention 7d]
+                            serve durabletask's gRPC sidecar API (SDKs connect)
   ui --db FILE [--port N]   serve the read-only diagnostics page (instances, timelines) over a database
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -80,6 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--until-done", action="store_true", help="exit once every instance has finished")
     worker.add_argument("--lock-timeout", type=float, default=60.0,
                         help="seconds before another worker may take over the work of one that died (default 60)")
+    worker.add_argument("--retention", type=_duration, default=None, metavar="DURATION",
+                        help="delete finished instances, with their histories, this long after they finished "
+                             "(e.g. 7d, 12h, 1h30m, 90s; default: keep them)")
     serve = commands.add_parser("serve", help="serve durabletask's gRPC sidecar API (TaskHubSidecarService): "
                                 "durabletask SDK clients and workers connect to it")
     serve.add_argument("--port", type=int, default=4001, help="the port (default 4001; 0 picks a free one)")
@@ -93,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="virtual clock: real seconds of idleness before the clock jumps (default 0.1)")
     serve.add_argument("--lock-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="seconds a worker may hold a work item before it is delivered again (default 300)")
+    serve.add_argument("--retention", type=_duration, default=None, metavar="DURATION",
+                       help="delete finished instances, with their histories, this long after they finished "
+                            "(e.g. 7d, 12h, 1h30m, 90s; default: keep them)")
     ps = commands.add_parser("ps", help="list the instances in a database")
     ps.add_argument("--db", type=Path, required=True)
     ps.add_argument("--status", action="append", default=None, help="only instances with this status")
@@ -185,7 +194,8 @@ def _worker(args: argparse.Namespace) -> int:
     from wftest.runtime import is_terminal
     from wftest.testing._replayer import load_registry
 
-    engine = Engine(backend=SqliteBackend(args.db), registry=load_registry(args.registry), clock=SystemClock(),
+    engine = Engine(backend=SqliteBackend(args.db, retention=args.retention), registry=load_registry(args.registry),
+                    clock=SystemClock(),
                     lock_timeout=timedelta(seconds=args.lock_timeout))
     engine.start(orchestration_threads=args.orchestration_threads, activity_threads=args.threads,
                  async_activities=args.async_activities)
@@ -264,6 +274,28 @@ def _iso_time(text: str) -> Any:
         raise argparse.ArgumentTypeError(
             f"not an ISO 8601 time: {text!r} (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)") from None
     return when.astimezone(timezone.utc).replace(tzinfo=None) if when.utcoffset() is not None else when
+
+
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+
+
+def _duration(text: str) -> Any:
+    """A positive duration: seconds (``3600``) or amounts with units d, h, m, s (``7d``, ``1h30m``, ``90s``)."""
+    from datetime import timedelta
+
+    spec = text.strip().lower()
+    try:
+        seconds = float(spec)
+    except ValueError:
+        parts = _DURATION_PART.findall(spec)
+        if not parts or "".join(amount + unit for amount, unit in parts) != spec:
+            raise argparse.ArgumentTypeError(
+                f"not a duration: {text!r} (e.g. 7d, 12h, 1h30m, 90s, or seconds)") from None
+        seconds = sum(float(amount) * _DURATION_UNITS[unit] for amount, unit in parts)
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"the duration must be positive and finite: {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def _histories(path: Path, instance: str | None) -> list[object]:
@@ -392,10 +424,10 @@ def _serve(args: argparse.Namespace) -> int:
         import grpc  # noqa: F401
     except ImportError:
         raise ValueError("the sidecar needs grpcio: pip install 'wftest[grpc]'") from None
-    from wftest import SqliteBackend
+    from wftest import MemoryBackend, SqliteBackend
     from wftest.sidecar import SidecarServer
 
-    backend = SqliteBackend(args.db) if args.db else None
+    backend = SqliteBackend(args.db, retention=args.retention) if args.db else MemoryBackend(retention=args.retention)
     server = SidecarServer(
         backend=backend, virtual_clock=args.virtual_clock, host=args.host,
         port=args.port, autojump_threshold=args.autojump_threshold,
@@ -407,12 +439,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(str(err)) from None
     storage = f"sqlite {args.db}" if args.db else "in memory"
     clock = "virtual clock" if args.virtual_clock else "real clock"
-    print(f"wftest sidecar listening on {server.address} ({storage}, {clock}); Ctrl-C stops it", flush=True)
+    retention = f", retention {args.retention}" if args.retention else ""
+    print(f"wftest sidecar listening on {server.address} ({storage}, {clock}{retention}); Ctrl-C stops it",
+          flush=True)
     try:
         _wait_for_stop_signal()
     finally:
         server.stop()
-        if backend is not None:
+        if isinstance(backend, SqliteBackend):
             backend.close()
     print("wftest sidecar stopped", flush=True)
     return 0

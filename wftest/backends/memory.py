@@ -2,6 +2,12 @@
 
 Deterministic: instances become ready in the order their events arrive, due timers in fire-time order
 (ties in the order they were created). Thread-safe behind one lock, so the concurrent worker can use it.
+
+Retention (go-workflows' AutoExpiration), as ``SqliteBackend`` has it: with ``retention=timedelta(...)`` a
+finished instance is deleted, with its history, once ``retention`` has passed since it finished, when a worker
+looks for work (``fetch_orchestration_work_item``, ``ready_instances``) at a time past its expiry. So a
+long-running in-memory sidecar (``wftest serve --retention 7d``) does not grow without bound, and on a
+virtual clock expiry happens exactly when the clock passes it (it never moves the clock by itself).
 """
 
 from __future__ import annotations
@@ -51,7 +57,19 @@ def _starts(event: pb.HistoryEvent) -> bool:
 class MemoryBackend(Backend):
     """Instances, histories and queues in Python dicts and lists; method docs are on :class:`Backend`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, retention: timedelta | None = None) -> None:
+        """``retention``: delete finished instances this long after they finished (see the module docstring).
+
+        Example::
+
+            engine = Engine(backend=MemoryBackend(retention=timedelta(days=7)), clock=SystemClock())
+        """
+        if retention is not None and (not isinstance(retention, timedelta) or retention <= timedelta(0)):
+            raise ValueError(f"retention must be a positive timedelta or None, got {retention!r}")
+        self.retention = retention
+        #: finished instances by expiry: (expires at, seq, instance id, when it finished); entries of
+        #: instances purged, restarted or replaced since are skipped when they come up
+        self._expiring: list[tuple[datetime, int, str, datetime]] = []
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._instances: dict[str, _Instance] = {}
@@ -115,6 +133,34 @@ class MemoryBackend(Backend):
             token = f"{last.created_at.isoformat()}|{last.instance_id}"
         return [r.copy() for r in page], token
 
+    def purge_expired(self, now: datetime) -> int:
+        """Delete the finished instances whose ``retention`` ran out at ``now``; returns how many.
+
+        Called by the backend itself as workers look for work; call it to expire instances at a given time.
+        Instances locked by a worker are left for a later sweep. Does nothing without ``retention``.
+        """
+        if self.retention is None:
+            return 0
+        expired = 0
+        with self._lock:
+            self._expire_locks(now)
+            expiring = self._expiring
+            locked: list[tuple[datetime, int, str, datetime]] = []
+            while expiring and expiring[0][0] <= now:
+                entry = heapq.heappop(expiring)
+                _, _, instance_id, completed_at = entry
+                inst = self._instances.get(instance_id)
+                if inst is None or not is_terminal(inst.record.status) or inst.record.completed_at != completed_at:
+                    continue  # purged, restarted or replaced since it finished
+                if inst.owner is not None:
+                    locked.append(entry)
+                    continue
+                self._drop(instance_id)
+                expired += 1
+            for when, seq, instance_id, completed_at in locked:  # tried again once the clock has moved on
+                heapq.heappush(expiring, (max(when, now + timedelta(microseconds=1)), seq, instance_id, completed_at))
+        return expired
+
     def purge_instance(self, instance_id: str) -> None:
         with self._lock:
             inst = self._instances.get(instance_id)
@@ -132,6 +178,8 @@ class MemoryBackend(Backend):
         with self._lock:
             self._release_due(now)
             self._expire_locks(now)
+            if self._expiring and self._expiring[0][0] <= now:
+                self.purge_expired(now)
             if instance_id is not None:
                 if instance_id not in self._ready:
                     return None
@@ -176,6 +224,9 @@ class MemoryBackend(Backend):
             record = update.record
             record.history_length = len(inst.history)
             inst.record = record
+            if self.retention is not None and is_terminal(record.status) and record.completed_at is not None:
+                heapq.heappush(self._expiring, (record.completed_at + self.retention, next(self._seq),
+                                                item.instance_id, record.completed_at))
             inst.abandon_count = 0
             for task in update.activities:
                 self._activities.append((next(self._seq), task))
@@ -255,6 +306,8 @@ class MemoryBackend(Backend):
         with self._lock:
             self._release_due(now)
             self._expire_locks(now)
+            if self._expiring and self._expiring[0][0] <= now:
+                self.purge_expired(now)
             return [i for i in self._ready if self._instances[i].inbox and self._instances[i].owner is None]
 
     def next_wakeup(self) -> datetime | None:
