@@ -54,7 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the corpus lives
 
 from tests.compat.corpus import activities, dt_orchestrators, wf_orchestrators
 from tests.compat.corpus.scenarios import SCENARIOS, Scenario
-from tests.compat.driver import ACTIVITY_LATENCY, ActivityRunner, scripted_messages
+from tests.compat.driver import instance_tree
+from tests.compat.driver import run_on_engine as driver_run_on_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported
 from bench_replay import interleaved  # the same interleaved best-of sampling
@@ -98,29 +99,7 @@ def variant(base: Scenario, k: int) -> Scenario:
 
 def run_on_engine(scenario: Scenario) -> tuple[Engine, str]:
     """Run a scenario on wftest's engine as the cross-replay tests do (same activities and latency)."""
-    engine = Engine(strict=True)
-    for fn in wf_orchestrators.ORCHESTRATORS:
-        engine.add_orchestrator(fn)
-    runner = ActivityRunner(activities.ACTIVITIES)
-    engine.activity_interceptor = lambda task: (runner.run(task, engine.clock.now() + ACTIVITY_LATENCY),
-                                                ACTIVITY_LATENCY)
-    iid = engine.client.schedule_new_orchestration(scenario.orchestrator, input=scenario.input,
-                                                   instance_id=scenario.instance_id)
-    for when, event in scripted_messages(scenario):
-        engine.backend.add_event(iid, event, visible_at=when)
-    engine.client.wait_for_orchestration_completion(iid)
-    return engine, iid
-
-
-def instance_tree(engine: Engine, root: str) -> list[str]:
-    ids, todo = [], [root]
-    while todo:
-        iid = todo.pop(0)
-        if iid not in ids:
-            ids.append(iid)
-            todo.extend(e.subOrchestrationInstanceCreated.instanceId for e in engine.history(iid)
-                        if e.HasField("subOrchestrationInstanceCreated"))
-    return ids
+    return driver_run_on_engine(scenario, wf_orchestrators.ORCHESTRATORS, activities.ACTIVITIES)
 
 
 def mid_flight(events: list[pb.HistoryEvent], k: int) -> list[pb.HistoryEvent] | None:

@@ -32,6 +32,7 @@ from durabletask import worker as dt_worker
 from durabletask.internal import orchestrator_service_pb2 as dtpb
 from durabletask.serialization import JsonDataConverter
 
+from wftest import Engine
 from wftest import _events as ev
 from wftest._failure import FailureDetails, qualified_name
 from wftest.converter import DEFAULT_CONVERTER
@@ -311,6 +312,37 @@ def scripted_messages(scenario: Any) -> list[tuple[datetime, pb.HistoryEvent]]:
             event = ev.event_raised(when, name, encoded)
         messages.append((when, event))
     return messages
+
+
+def run_on_engine(scenario: Any, orchestrators: Iterable[Callable[..., Any]], activities: Iterable[Callable[..., Any]],
+                  *, sticky: bool = True) -> tuple[Engine, str]:
+    """Run a corpus scenario on wftest's own ``Engine`` (strict, virtual clock) as the driver runs it:
+    each activity's result arrives :data:`ACTIVITY_LATENCY` after it was scheduled, and the scripted events
+    are queued at once, each visible at its time. Returns the engine and the root instance id."""
+    engine = Engine(strict=True, sticky=sticky)
+    for fn in orchestrators:
+        engine.add_orchestrator(fn)
+    runner = ActivityRunner(activities)
+    engine.activity_interceptor = lambda task: (runner.run(task, engine.clock.now() + ACTIVITY_LATENCY),
+                                                ACTIVITY_LATENCY)
+    iid = engine.client.schedule_new_orchestration(scenario.orchestrator, input=scenario.input,
+                                                   instance_id=scenario.instance_id)
+    for when, event in scripted_messages(scenario):
+        engine.backend.add_event(iid, event, visible_at=when)
+    engine.client.wait_for_orchestration_completion(iid)
+    return engine, iid
+
+
+def instance_tree(engine: Engine, root: str) -> list[str]:
+    """``root`` and every sub-orchestration below it, breadth first, each once."""
+    ids, todo = [], [root]
+    while todo:
+        iid = todo.pop(0)
+        if iid not in ids:
+            ids.append(iid)
+            todo.extend(e.subOrchestrationInstanceCreated.instanceId for e in engine.history(iid)
+                        if e.HasField("subOrchestrationInstanceCreated"))
+    return ids
 
 
 def run_scenario(executor: StepExecutor, activities: Iterable[Callable[..., Any]], scenario: Any) -> Run:

@@ -36,14 +36,13 @@ from wftest.protos import orchestrator_service_pb2 as pb
 from .corpus import activities, dt_orchestrators, wf_orchestrators
 from .corpus.scenarios import SCENARIOS, Scenario
 from .driver import (
-    ACTIVITY_LATENCY,
-    ActivityRunner,
     DurableTaskExecutor,
     Run,
     StepExecutor,
     WftestExecutor,
+    instance_tree,
+    run_on_engine,
     run_scenario,
-    scripted_messages,
     to_dt_events,
 )
 
@@ -313,32 +312,7 @@ def _outline(event: pb.HistoryEvent) -> tuple[str, int, str]:
 
 
 def _engine_run(scenario: Scenario) -> tuple[Engine, str]:
-    engine = Engine(strict=True)
-    for fn in wf_orchestrators.ORCHESTRATORS:
-        engine.add_orchestrator(fn)
-    runner = ActivityRunner(activities.ACTIVITIES)
-    engine.activity_interceptor = lambda task: (
-        runner.run(task, engine.clock.now() + ACTIVITY_LATENCY), ACTIVITY_LATENCY
-    )
-    client = engine.client
-    iid = client.schedule_new_orchestration(scenario.orchestrator, input=scenario.input,
-                                            instance_id=scenario.instance_id)
-    for when, event in scripted_messages(scenario):  # queued now, visible at their time, as the driver does
-        engine.backend.add_event(iid, event, visible_at=when)
-    client.wait_for_orchestration_completion(iid)
-    return engine, iid
-
-
-def _instance_tree(engine: Engine, root: str) -> list[str]:
-    ids, todo = [], [root]
-    while todo:
-        iid = todo.pop(0)
-        if iid in ids:
-            continue
-        ids.append(iid)
-        todo.extend(e.subOrchestrationInstanceCreated.instanceId for e in engine.history(iid)
-                    if e.HasField("subOrchestrationInstanceCreated"))
-    return ids
+    return run_on_engine(scenario, wf_orchestrators.ORCHESTRATORS, activities.ACTIVITIES)
 
 
 @pytest.mark.parametrize("scenario_id", IDS)
@@ -355,7 +329,7 @@ def test_engine_history_replays_in_durabletask(scenario_id: str) -> None:
     expected = wf_run(scenario_id).root_instance
     state = engine.client.get_orchestration_state(root)
     assert state.output == expected.output
-    for instance_id in _instance_tree(engine, root):
+    for instance_id in instance_tree(engine, root):
         history = engine.history(instance_id)
         assert history[-1].HasField("executionCompleted"), instance_id
         _replay_finished_in_durabletask(instance_id, history)

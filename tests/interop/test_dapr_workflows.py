@@ -59,19 +59,8 @@ class DaprStatelessExecutor:
 
 
 def run_on_engine(scenario: Scenario, *, sticky: bool = True) -> tuple[Engine, str]:
-    engine = Engine(strict=True, sticky=sticky)
-    for fn in corpus.WORKFLOWS:
-        engine.add_orchestrator(dapr.workflow(fn))
-    runner = driver.ActivityRunner(corpus.ACTIVITIES)
-    engine.activity_interceptor = lambda task: (
-        runner.run(task, engine.clock.now() + driver.ACTIVITY_LATENCY), driver.ACTIVITY_LATENCY
-    )
-    iid = engine.client.schedule_new_orchestration(scenario.orchestrator, input=scenario.input,
-                                                   instance_id=scenario.instance_id)
-    for when, event in driver.scripted_messages(scenario):
-        engine.backend.add_event(iid, event, visible_at=when)
-    engine.client.wait_for_orchestration_completion(iid)
-    return engine, iid
+    return driver.run_on_engine(scenario, [dapr.workflow(fn) for fn in corpus.WORKFLOWS], corpus.ACTIVITIES,
+                                sticky=sticky)
 
 
 # -- the same histories as Dapr's own executor ---------------------------------------------------------------

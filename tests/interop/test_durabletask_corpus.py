@@ -37,30 +37,9 @@ BY_ID = {s.id: s for s in SCENARIOS}
 
 
 def run_on_engine(scenario: Scenario, *, foreign: bool, sticky: bool = True) -> tuple[Engine, str]:
-    engine = Engine(strict=True, sticky=sticky)
-    for fn in (dt_orchestrators if foreign else wf_orchestrators).ORCHESTRATORS:
-        engine.add_orchestrator(dt.orchestrator(fn) if foreign else fn)
-    runner = driver.ActivityRunner(activities.ACTIVITIES)
-    engine.activity_interceptor = lambda task: (
-        runner.run(task, engine.clock.now() + driver.ACTIVITY_LATENCY), driver.ACTIVITY_LATENCY
-    )
-    iid = engine.client.schedule_new_orchestration(scenario.orchestrator, input=scenario.input,
-                                                   instance_id=scenario.instance_id)
-    for when, event in driver.scripted_messages(scenario):
-        engine.backend.add_event(iid, event, visible_at=when)
-    engine.client.wait_for_orchestration_completion(iid)
-    return engine, iid
-
-
-def instance_tree(engine: Engine, root: str) -> list[str]:
-    ids, todo = [], [root]
-    while todo:
-        iid = todo.pop(0)
-        if iid not in ids:
-            ids.append(iid)
-            todo.extend(e.subOrchestrationInstanceCreated.instanceId for e in engine.history(iid)
-                        if e.HasField("subOrchestrationInstanceCreated"))
-    return ids
+    orchestrators = ([dt.orchestrator(fn) for fn in dt_orchestrators.ORCHESTRATORS] if foreign
+                     else wf_orchestrators.ORCHESTRATORS)
+    return driver.run_on_engine(scenario, orchestrators, activities.ACTIVITIES, sticky=sticky)
 
 
 def as_dicts(history: list[pb.HistoryEvent]) -> list[dict[str, Any]]:
@@ -69,8 +48,8 @@ def as_dicts(history: list[pb.HistoryEvent]) -> list[dict[str, Any]]:
 
 def assert_same_histories(foreign: tuple[Engine, str], native: tuple[Engine, str]) -> None:
     (f_engine, root), (n_engine, _) = foreign, native
-    assert instance_tree(f_engine, root) == instance_tree(n_engine, root)
-    for iid in instance_tree(f_engine, root):
+    assert driver.instance_tree(f_engine, root) == driver.instance_tree(n_engine, root)
+    for iid in driver.instance_tree(f_engine, root):
         assert as_dicts(f_engine.history(iid)) == as_dicts(n_engine.history(iid)), iid
 
 
@@ -94,7 +73,7 @@ def test_final_histories_replay_from_scratch_in_both_executors(scenario_id: str)
     native = Registry()
     for fn in wf_orchestrators.ORCHESTRATORS:
         native.add_orchestrator(fn)
-    for iid in instance_tree(engine, root):
+    for iid in driver.instance_tree(engine, root):
         history = engine.history(iid)
         foreign_executor = engine.new_executor(iid)
         assert isinstance(foreign_executor, dt.DurableTaskExecutor)
