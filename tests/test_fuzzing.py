@@ -19,9 +19,12 @@ from wftest import (
     Engine,
     FifoScheduler,
     OrchestrationContext,
+    OrchestrationStalledError,
+    ScheduleWarning,
     Task,
     TaskFailedError,
     WorkflowTester,
+    explore,
     when_any,
 )
 from wftest.strategies import Schedule, ScheduledEvent, external_events, schedules
@@ -54,6 +57,19 @@ def race(ctx: OrchestrationContext, _: Any) -> Gen:
 def checkout(ctx: OrchestrationContext, amount: int) -> Gen:
     yield ctx.call_activity(charge, input=amount)
     return "paid"
+
+
+def deadline(ctx: OrchestrationContext, _: Any) -> Gen:
+    approval = ctx.wait_for_external_event("approve")
+    winner = yield when_any([approval, ctx.create_timer(timedelta(hours=1))])
+    return "approved" if winner is approval else "timed out"
+
+
+def waits_after_slow(ctx: OrchestrationContext, _: Any) -> Gen:
+    first, second = ctx.call_activity(fast), ctx.call_activity(slow)
+    if (yield when_any([first, second])) is second:
+        yield ctx.wait_for_external_event("never")  # BUG: waits forever when slow finishes first
+    return "done"
 
 
 def two_approvals(ctx: OrchestrationContext, _: Any) -> Gen:
@@ -91,6 +107,13 @@ def two_events_check(schedule: Schedule) -> None:
     tester.at(timedelta(hours=1), lambda t: t.raise_event("approve"))
     tester.at(timedelta(hours=2), lambda t: t.raise_event("approve"))
     assert tester.run(two_approvals, schedule=schedule).output == "2024-01-01T02:00:00"
+
+
+def approval_at_the_deadline_check(schedule: Schedule) -> None:
+    """Seeded bug: an approval that arrives at the very moment of the deadline may lose to the timer."""
+    tester = WorkflowTester()
+    tester.at(timedelta(hours=1), lambda t: t.raise_event("approve"))
+    assert tester.run(deadline, schedule=schedule).output == "approved"
 
 
 def completes_after_crash_check(schedule: Schedule) -> None:
@@ -179,13 +202,13 @@ def test_fuzzer_finds_an_order_dependent_bug_and_shrinks_it() -> None:
 def test_fuzzer_finds_a_double_charge_after_a_crash_and_shrinks_to_one_fault() -> None:
     found = minimal_failure(charge_once_check,
                             schedules(faults=[CrashAfterActivity(), CrashDuringStep(), DuplicateEvent()]))
-    faults = [d for d in found.decisions if d.value.startswith("f") and not d.value.endswith("-")]
-    assert [d.value for d in faults] == ["fa:crash-after"]
+    assert found.to_string() == "fs-;fa:crash-after;fa-;fs-"  # one crash, right after the charge
+    assert found.timeline() == "  2. crash-after at activity charge#1 of test-instance"
 
 
 def test_fuzzer_finds_a_duplicate_event_bug() -> None:
     found = minimal_failure(two_events_check, schedules(faults=[DuplicateEvent()]))
-    assert [d.value for d in found.decisions if d.value == "fe:duplicate"] == ["fe:duplicate"]
+    assert found.to_string() == "fe:duplicate;c0"
 
 
 def test_fuzzer_finds_non_determinism_that_only_a_crash_reveals() -> None:
@@ -194,12 +217,112 @@ def test_fuzzer_finds_non_determinism_that_only_a_crash_reveals() -> None:
     assert WorkflowTester(replay_check=False).run(reads_process_state).status == "COMPLETED"
     # ...a crash mid-step forces a replay from history, and the replay diverges
     found = minimal_failure(completes_after_crash_check, schedules(faults=[CrashDuringStep()]))
-    assert [d.value for d in found.decisions if d.value.endswith("crash-step")] == ["fs:crash-step"]
+    assert found.to_string() == "fs-;fs:crash-step;fs-"  # the second step crashes and is replayed
     cache["warm"] = 0
     result = WorkflowTester(replay_check=False).run(
         reads_process_state, schedule=Schedule.from_string(found.to_string(), faults=[CrashDuringStep()]))
     assert result.failure_details is not None
     assert result.failure_details.error_type == "wftest.errors.NonDeterminismError"
+
+
+def test_timers_and_events_due_together_reach_the_step_in_a_chosen_order() -> None:
+    assert WorkflowTester().run(deadline).output == "timed out"  # nothing arrives: the deadline passes
+    found = minimal_failure(approval_at_the_deadline_check, schedules())
+    assert found.to_string() == "c1"
+    assert found.timeline() == "  1. delivered timer #1 to test-instance ahead of event 'approve' to test-instance"
+
+
+def test_a_failure_that_stalls_the_run_still_shows_its_schedule() -> None:
+    @FUZZ
+    @given(schedule=schedules())
+    def search(schedule: Schedule) -> None:
+        WorkflowTester().run(waits_after_slow, schedule=schedule)
+
+    with pytest.raises(OrchestrationStalledError) as info:
+        search()
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "schedule: Schedule.from_string('c1;c0')" in notes
+    assert "ran activity slow#2 of test-instance ahead of activity fast#1" in notes
+
+
+# -- replaying a printed schedule ------------------------------------------------------------------------
+
+
+def test_a_printed_schedule_replays_with_fewer_fault_kinds() -> None:
+    # printed by schedules(faults=[CrashAfterActivity(), CrashDuringStep(), ...]); the fs- points are skipped
+    ledger.clear()
+    schedule = Schedule.from_string("fs-;fa:crash-after;fa-;fs-", faults=[CrashAfterActivity()])
+    WorkflowTester().run(checkout, 5, schedule=schedule)
+    assert ledger == ["charge 5", "charge 5"]
+    assert schedule.unused == []
+
+
+def test_a_custom_failure_is_printed_with_its_faults_and_replays_as_itself() -> None:
+    reset = ActivityFails(ConnectionError("reset"))
+
+    def guarded(ctx: OrchestrationContext, _: Any) -> Gen:
+        try:
+            yield ctx.call_activity(fast)
+        except TaskFailedError as err:
+            return err.details.error_type
+        return "no failure"
+
+    @FUZZ
+    @given(schedule=schedules(faults=[reset, CrashDuringStep()]))
+    def search(schedule: Schedule) -> None:
+        assert WorkflowTester().run(guarded, schedule=schedule).output == "no failure"
+
+    with pytest.raises(AssertionError) as info:
+        search()
+    printed = next(n for n in info.value.__notes__ if n.startswith("schedule: "))
+    code = printed.splitlines()[0].removeprefix("schedule: ")
+    assert code == ("Schedule.from_string(\"fs-;fa:fail(ConnectionError('reset'));fs-\", "
+                    "faults=[ActivityFails(error=ConnectionError('reset')), CrashDuringStep()])")
+    replay = eval(code, {"Schedule": Schedule, "ActivityFails": ActivityFails, "CrashDuringStep": CrashDuringStep})
+    assert WorkflowTester().run(guarded, schedule=replay).output == "builtins.ConnectionError"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("fa:crash-afer", r"decision #1 'fa:crash-afer' names a fault this schedule does not have \(its faults: "),
+    ("c0;x1", r"decision #2 'x1' is not a decision: expected c<i>"),
+    ("cx", "'cx' is not a decision"),
+    ("c-1", "'c-1' is not a decision"),
+    ("fs:crash-after", r"crash-after strikes at a\(n\) activity, not at a\(n\) step \(write fa:crash-after\)"),
+])
+def test_a_mistyped_schedule_is_refused_with_the_decision(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Schedule.from_string(text)
+
+
+def test_a_fault_missing_from_faults_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'fa:timeout' names a fault .* \(its faults: crash-after\)"):
+        Schedule.from_string("fa:timeout", faults=[CrashAfterActivity()])
+    with pytest.raises(ValueError, match="fail\\(ConnectionError\\('reset'\\)\\)"):
+        Schedule.from_string("fa:fail(ConnectionError('reset'))")  # printed with faults=[...]: pass them
+
+
+def test_a_schedule_that_does_not_fit_the_run_warns_with_what_was_left() -> None:
+    schedule = Schedule.from_string("fe:duplicate;c1")  # another workflow's: race has no event
+    with pytest.warns(ScheduleWarning, match=r"2 of its 2 decisions were not used, from #1 'fe:duplicate' on"):
+        assert WorkflowTester().run(race, schedule=schedule).output == "fast"
+    assert schedule.unused == ["fe:duplicate", "c1"]
+
+
+def test_schedule_reprs() -> None:
+    assert repr(Schedule()) == "Schedule()"
+    assert repr(Schedule.from_string("c1;fa-")) == "Schedule.from_string('c1;fa-')"
+
+
+def test_misused_arguments_say_what_is_expected() -> None:
+    with pytest.raises(TypeError, match=r"schedule= takes a wftest Schedule .* got 'c1'"):
+        WorkflowTester().run(race, schedule="c1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got <wftest.engine._scheduler.FifoScheduler .*Engine\(scheduler=...\)"):
+        WorkflowTester().run(race, schedule=FifoScheduler())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"schedules\(\): faults= takes fault instances, .* write "
+                                        r"CrashAfterActivity\(\), not CrashAfterActivity"):
+        schedules(faults=[CrashAfterActivity])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"explore\(\): faults= takes fault instances, got 'crash-after'"):
+        explore(order_check, faults=["crash-after"])  # type: ignore[list-item]
 
 
 @FUZZ

@@ -16,6 +16,7 @@ from wftest import history as history
 from wftest import interop as interop  # durabletask/Dapr interop; its import hook lets both SDKs share a process
 from wftest._failure import FailureDetails as FailureDetails
 from wftest._schedules import Schedule as Schedule
+from wftest._schedules import ScheduleWarning as ScheduleWarning
 from wftest._status import OrchestrationStatus as OrchestrationStatus
 from wftest.backends import Backend as Backend
 from wftest.backends import IdReusePolicy as IdReusePolicy
@@ -153,6 +154,7 @@ __all__ = [
     "RunResult",
     "Schedule",
     "ScheduleFailure",
+    "ScheduleWarning",
     "Scheduler",
     "SqliteBackend",
     "SystemClock",

@@ -8,21 +8,46 @@ hypothesis: ``wftest.strategies`` builds hypothesis schedules on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from wftest.engine._scheduler import ALL_FAULTS, Fault
 
-__all__ = ["Decision", "DrawnSchedule", "Schedule"]
+__all__ = ["Decision", "DrawnSchedule", "Schedule", "ScheduleWarning", "checked_faults"]
+
+#: a decision in a schedule string: a choice, a fault point (no fault, or a named fault), an event delay
+_TOKEN = re.compile(r"c\d+|f[ase](?:-|:.+)|d\d+")
+_KIND_LETTERS = {"a": "activity", "s": "step", "e": "event"}
+#: the names of the faults ``Schedule.from_string`` knows without ``faults=``
+_STANDARD_NAMES = frozenset(name for f in ALL_FAULTS for name in (f.describe(), f.code))
+
+
+class ScheduleWarning(UserWarning):
+    """A schedule given as a string did not fit the run it replayed: some of its decisions were never used
+    (the workflow, its input or its faults changed since the schedule was printed, or it is another
+    workflow's schedule), so the run did not follow the schedule as printed."""
+
+
+def checked_faults(faults: Iterable[Fault], where: str) -> list[Fault]:
+    """``faults`` as a list, or a ``TypeError`` naming the first that is not a fault instance."""
+    checked = list(faults)
+    for fault in checked:
+        if not isinstance(fault, Fault):
+            hint = (f"write {fault.__name__}(), not {fault.__name__}"
+                    if isinstance(fault, type) and issubclass(fault, Fault)
+                    else "e.g. CrashAfterActivity(), ActivityFails(ConnectionError('reset'))")
+            raise TypeError(f"{where}: faults= takes fault instances, got {fault!r}: {hint}")
+    return checked
 
 
 @dataclass(frozen=True)
 class Decision:
     """One decision taken at a choice point."""
 
-    point: str  # "next", "activity", "step", "event" or "delay"
+    point: str  # "next", "deliver", "activity", "step", "event" or "delay"
     subject: str  # what was decided about (the options, or the work item)
     value: str  # the token: "c2", "fa-", "fa:crash-after", "d30"
     detail: str  # human-readable outcome
@@ -37,10 +62,13 @@ class Schedule:
     """
 
     def __init__(self, script: Sequence[str] = (), *, faults: Sequence[Fault] = ALL_FAULTS) -> None:
+        self._fault_list = checked_faults(faults, "Schedule")
+        self._faults = {f.describe(): f for f in self._fault_list}
+        self._faults.update({f.code: f for f in self._fault_list})
+        self._fault_kinds = frozenset(f.kind for f in self._fault_list)
         self._script = list(script)
-        self._faults = {f.describe(): f for f in faults}
-        self._faults.update({f.code: f for f in faults})
-        self._fault_kinds = frozenset(f.kind for f in faults)
+        for number, token in enumerate(self._script, 1):
+            self._check_token(number, token)
         #: (point, options or subject, token, index / fault / seconds) per decision; described lazily
         self._taken: list[tuple[str, Any, str, Any]] = []
         self._described: list[Decision] = []
@@ -51,7 +79,27 @@ class Schedule:
     # Tokens: "c<i>" a choice; "f<k>-" no fault / "f<k>:<fault>" a fault at a point of kind k (a: activity,
     # s: step, e: event); "d<seconds>" an event delay. Choices are recorded always, fault tokens only at
     # points where a fault of that kind was possible, so a script replays position by position; a token
-    # that does not fit the point is left for a later point (the code changed since it was printed).
+    # that does not fit the point is left for a later point (the code changed since it was printed), and
+    # what is left at the end of the run is reported (``ScheduleWarning``).
+
+    def _check_token(self, number: int, token: str) -> None:
+        """A ``ValueError`` saying what is wrong with the script's ``number``-th token, if anything."""
+        where = f"Schedule: decision #{number} {token!r}"
+        if not _TOKEN.fullmatch(token):
+            raise ValueError(f"{where} is not a decision: expected c<i> (a choice), fa-, fs-, fe- (no fault at "
+                             "an activity, step or event), fa:<fault>, fs:<fault>, fe:<fault> (a fault) or "
+                             "d<seconds> (an event delay)")
+        if token.startswith("f") and token[2] == ":":
+            fault = self._faults.get(token[3:])
+            kind = _KIND_LETTERS[token[1]]
+            if fault is None:
+                known = ", ".join(sorted({f.describe() for f in self._fault_list})) or "none"
+                raise ValueError(f"{where} names a fault this schedule does not have (its faults: {known}); "
+                                 "pass the faults the schedule was drawn with: Schedule.from_string(..., "
+                                 "faults=[...])")
+            if fault.kind != kind:
+                raise ValueError(f"{where}: {fault.describe()} strikes at a(n) {fault.kind}, not at a(n) {kind} "
+                                 f"(write f{fault.kind[0]}:{token[3:]})")
 
     def choose(self, point: str, options: Sequence[str]) -> int:
         """The option to run now."""
@@ -62,6 +110,8 @@ class Schedule:
     def fault(self, kind: str, subject: str) -> Fault | None:
         """The fault to inject at this point, if any."""
         if kind not in self._fault_kinds:
+            if self._script:
+                self._take(f"f{kind[0]}-")  # printed by a schedule that could inject this kind; no fault here
             return None
         fault = self._draw_fault(kind)
         token = f"f{kind[0]}" + (f":{fault.describe()}" if fault is not None else "-")
@@ -99,13 +149,7 @@ class Schedule:
         token = self._take(f"f{kind[0]}")
         if token is None or token == "-":
             return None
-        name = token.removeprefix(":")
-        fault = self._faults.get(name)
-        if fault is None and name.startswith("fail("):
-            from wftest.engine._scheduler import ActivityFails
-
-            fault = ActivityFails(RuntimeError(name))
-        return fault if fault is not None and fault.kind == kind else None
+        return self._faults[token.removeprefix(":")]  # known and of this kind: checked by __init__
 
     def _draw_delay(self, limit: int) -> int:
         token = self._take("d")
@@ -144,19 +188,45 @@ class Schedule:
         """The tokens this schedule replays (``from_string``), in order; past their end, the defaults."""
         return list(self._script)
 
+    @property
+    def unused(self) -> list[str]:
+        """The tokens of the script the last run did not use (it went another way than the one printed)."""
+        return self._script[self._position:]
+
+    def warn_if_unused(self, stacklevel: int = 2) -> None:
+        """Warn (``ScheduleWarning``) if the last run left decisions of the script unused."""
+        unused = self.unused
+        if unused:
+            import warnings
+
+            warnings.warn(
+                f"{self!r}: {len(unused)} of its {len(self._script)} decisions were not used, from "
+                f"#{self._position + 1} {unused[0]!r} on. The run went another way than the one the schedule "
+                "was printed for (the workflow, its input or faults= changed, or it is another workflow's "
+                "schedule), so it did not replay that run.",
+                ScheduleWarning, stacklevel=stacklevel + 1)
+
     def __repr__(self) -> str:
-        if not self._taken:
-            if self._script:  # not run yet: its script
-                return f"Schedule.from_string({';'.join(self._script)!r})"
-            # hypothesis shows arguments as generated, before the run draws anything
-            return "Schedule(<drawn during the run: see the 'schedule:' note>)"
-        return f"Schedule.from_string({self.to_string()!r})"
+        if self._taken:
+            tokens = [token for _, _, token, _ in self._taken]
+        elif self._script:  # not run yet: its script
+            tokens = self._script
+        else:
+            return "Schedule()"
+        return f"Schedule.from_string({';'.join(tokens)!r}{self._faults_argument(tokens)})"
+
+    def _faults_argument(self, tokens: Sequence[str]) -> str:
+        """``, faults=[...]`` when a fault the tokens name is not one ``from_string`` knows by default."""
+        if all(token[3:] in _STANDARD_NAMES for token in tokens if token[:1] == "f" and token[2:3] == ":"):
+            return ""
+        return f", faults=[{', '.join(repr(f) for f in self._fault_list)}]"
 
 
 def _describe(point: str, about: Any, token: str, outcome: Any) -> Decision:
     if token.startswith("c"):
         options: Sequence[str] = about
-        detail = f"ran {options[outcome]}" + (f" ahead of {', '.join(options[:outcome])}" if outcome else "")
+        verb = "delivered" if point == "deliver" else "ran"
+        detail = f"{verb} {options[outcome]}" + (f" ahead of {', '.join(options[:outcome])}" if outcome else "")
         return Decision(point, " | ".join(options), token, detail)
     if token.startswith("d"):
         return Decision(point, about, token, f"{about} delayed by {outcome} s")
@@ -182,6 +252,11 @@ class DrawnSchedule(Schedule):
         self._faults_left = max_faults
         self._max_faults = max_faults
         self._event_delays = event_delays
+
+    def __repr__(self) -> str:
+        if not self._taken:  # hypothesis shows arguments as generated, before the run draws anything
+            return "Schedule(<drawn during the run: see the 'schedule:' note>)"
+        return super().__repr__()
 
     def reset(self) -> None:
         """A new source starts every example; within one example, runs continue the draws."""

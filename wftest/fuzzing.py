@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from wftest._schedules import DrawnSchedule, Schedule
+from wftest._schedules import DrawnSchedule, Schedule, checked_faults
 from wftest.engine._scheduler import Fault
 
 __all__ = ["Exploration", "ScheduleFailure", "explore"]
@@ -127,7 +127,7 @@ def explore(
         raise ValueError(f"workers must be >= 1 (or None: one per CPU), got {workers}")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "big")
-    plan = _Plan(check, list(faults), max_faults, event_delays, seed)
+    plan = _Plan(check, checked_faults(faults, "explore()"), max_faults, event_delays, seed)
     workers = min(workers if workers is not None else (os.cpu_count() or 1), runs)
     started = time.perf_counter()
     if workers > 1 and _can_fork(workers):

@@ -28,10 +28,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from wftest._schedules import Decision, DrawnSchedule, Schedule
+from wftest._schedules import Decision, DrawnSchedule, Schedule, ScheduleWarning, checked_faults
 from wftest.engine._scheduler import Fault
 
-__all__ = ["Decision", "Schedule", "ScheduledEvent", "external_events", "schedules"]
+__all__ = ["Decision", "Schedule", "ScheduleWarning", "ScheduledEvent", "external_events", "schedules"]
 
 
 def _index_drawer(draw: Any) -> Callable[[int], int]:
@@ -70,7 +70,7 @@ def schedules(
     """
     if max_faults < 0:
         raise ValueError(f"max_faults must be >= 0, got {max_faults}")
-    return _drawn_schedules(list(faults), max_faults, event_delays)
+    return _drawn_schedules(checked_faults(faults, "schedules()"), max_faults, event_delays)
 
 
 @st.composite

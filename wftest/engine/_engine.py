@@ -212,7 +212,8 @@ class Engine(Registrations):
 
         The options are the ready activities (oldest first), then the instances with a step to run
         (oldest first), so always taking option 0 is exactly the unscheduled order. A step is fetched only
-        once chosen, so it sees every result that arrived before it ran.
+        once chosen, so it sees every result that arrived before it ran; when a timer or an external event
+        is among them, the scheduler also chooses the order they are delivered in (``"deliver"``).
         """
         backend, worker, owner, lock = self.backend, self.worker, self.owner, self.lock_timeout
         activities: list[ActivityWorkItem] = []
@@ -238,6 +239,7 @@ class Engine(Registrations):
                     item = backend.fetch_orchestration_work_item(owner, now, lock, instance_id=instance_id)
                     if item is None:
                         continue
+                    _choose_delivery_order(scheduler, item.new_events, instance_id)
                     fault = scheduler.fault("step", instance_id)
                     worker.run_orchestration(item, crash=fault is not None)
                 processed += 1
@@ -443,6 +445,69 @@ class Engine(Registrations):
 
     def _notify_started(self) -> None:
         self._wakeup.set()
+
+
+#: events whose arrival the clock decides (not which activity or step ran first): the order of a step's events
+#: is a choice point when one of these is among them
+_TIMED_ARRIVALS = frozenset({"timerFired", "eventRaised"})
+#: events that reach an instance from outside its own step, in an order a real backend does not promise
+_ARRIVALS = _TIMED_ARRIVALS | {"taskCompleted", "taskFailed", "subOrchestrationInstanceCompleted",
+                               "subOrchestrationInstanceFailed"}
+
+
+def _choose_delivery_order(scheduler: Scheduler, events: list[pb.HistoryEvent], instance_id: str) -> None:
+    """Let ``scheduler`` order the results, timers and events a step delivers (in place), one choice per
+    position, when a timer or an external event is among them: what arrives at the same virtual time can
+    reach the orchestration in any order. Option 0 each time keeps the arrival order."""
+    slots = []
+    timed = False
+    for index, event in enumerate(events):
+        kind = event.WhichOneof("eventType")
+        if kind in _ARRIVALS:
+            slots.append(index)
+            timed = timed or kind in _TIMED_ARRIVALS
+    if len(slots) < 2 or not timed:
+        return
+    pending = [events[i] for i in slots]
+    for slot in slots:
+        chosen = scheduler.choose("deliver", _Arrivals(tuple(pending), instance_id)) if len(pending) > 1 else 0
+        events[slot] = pending.pop(chosen)
+
+
+class _Arrivals(Sequence[str]):
+    """The labels of a delivery-order choice, formatted only when read."""
+
+    __slots__ = ("_events", "_instance_id")
+
+    def __init__(self, events: tuple[pb.HistoryEvent, ...], instance_id: str) -> None:
+        self._events = events
+        self._instance_id = instance_id
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        event = self._events[index]
+        kind = event.WhichOneof("eventType")
+        if kind == "timerFired":
+            what = f"timer #{event.timerFired.timerId}"
+        elif kind == "eventRaised":
+            what = f"event {event.eventRaised.name!r}"
+        elif kind in ("taskCompleted", "taskFailed"):
+            task = event.taskCompleted if kind == "taskCompleted" else event.taskFailed
+            what = f"{'result' if kind == 'taskCompleted' else 'failure'} of task #{task.taskScheduledId}"
+        else:
+            outcome = "result" if kind.endswith("Completed") else "failure"
+            what = f"{outcome} of sub-orchestration #{getattr(event, kind).taskScheduledId}"
+        return f"{what} to {self._instance_id}"
 
 
 class _Options(Sequence[str]):

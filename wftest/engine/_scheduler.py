@@ -5,6 +5,9 @@ and workers crash between any two of them. With a scheduler, the engine asks at 
 
 - ``choose("next", options)``: which runnable work item runs next (an activity, or an orchestration
   step over the events that have arrived), so results arrive in any order and steps batch differently;
+- ``choose("deliver", options)``: in which order a step receives the events that arrived together, when
+  a timer or an external event is among them (one choice per position; what arrives at the same virtual
+  time may reach the orchestration in any order: an approval at the moment of its deadline may lose);
 - ``fault(kind, subject)``: whether to inject a fault here — the activity fails with a given error or
   times out, the worker crashes after running an activity but before recording its result (so it runs
   again: at-least-once), a worker crashes in the middle of an orchestration step (the step is abandoned

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from wftest import _events as ev
 from wftest._failure import FailureDetails
+from wftest._schedules import Schedule
 from wftest._status import OrchestrationStatus
 from wftest.converter import DEFAULT_CONVERTER, Converter
 from wftest.engine import DEFAULT_START_TIME, Engine, VirtualClock
@@ -39,7 +40,7 @@ from wftest.testing._mocks import Call, Mock, expectation_report
 from wftest.testing._timeline import render_timeline
 
 if TYPE_CHECKING:
-    from wftest.strategies import Schedule, ScheduledEvent
+    from wftest.strategies import ScheduledEvent
 
 Action = Callable[..., Any]
 
@@ -248,6 +249,11 @@ class WorkflowTester(Registrations):
               schedule: Schedule | None = None) -> str:
         """Start an orchestration on a fresh engine without running it; drive it with ``step``/``run_until``."""
         if schedule is not None:
+            if not isinstance(schedule, Schedule):
+                raise TypeError(
+                    f"schedule= takes a wftest Schedule (wftest.strategies.schedules(), Schedule.from_string(...), "
+                    f"or the one explore() passes), got {schedule!r}; a Scheduler of your own goes to "
+                    "Engine(scheduler=...)")
             schedule.reset()
         self._schedule = schedule
         engine = Engine(
@@ -306,27 +312,31 @@ class WorkflowTester(Registrations):
         clock = self._clock()
         deadline = None if until is None or callable(until) else self._when(until)
         done: Callable[[], bool] = until if callable(until) else (lambda: False)
-        with self._activity_time():
-            while True:
-                self._fire_callbacks()
-                self._run_due()
-                if done() or (self._is_done() and deadline is None):
-                    break
-                candidates = [t for t in (engine.backend.next_wakeup(), self._next_callback()) if t is not None]
-                upcoming = min(candidates) if candidates else None
-                if deadline is not None and (upcoming is None or upcoming > deadline):
-                    clock.jump_to(max(deadline, clock.now()))
+        try:
+            with self._activity_time():
+                while True:
                     self._fire_callbacks()
                     self._run_due()
-                    break
-                if upcoming is None:
-                    self.result()  # so last_result (the pytest failure report) shows this run
-                    raise OrchestrationStalledError(self._stall_message())
-                clock.jump_to(max(upcoming, clock.now()))
+                    if done() or (self._is_done() and deadline is None):
+                        break
+                    candidates = [t for t in (engine.backend.next_wakeup(), self._next_callback()) if t is not None]
+                    upcoming = min(candidates) if candidates else None
+                    if deadline is not None and (upcoming is None or upcoming > deadline):
+                        clock.jump_to(max(deadline, clock.now()))
+                        self._fire_callbacks()
+                        self._run_due()
+                        break
+                    if upcoming is None:
+                        self.result()  # so last_result (the pytest failure report) shows this run
+                        raise OrchestrationStalledError(self._stall_message())
+                    clock.jump_to(max(upcoming, clock.now()))
+        finally:
+            if self._schedule is not None:  # also when the run stalls or hits max_steps
+                schedule = self._schedule
+                _note(lambda: f"schedule: {schedule!r}\n{schedule.timeline()}")
         result = self.result()
-        if self._schedule is not None:
-            schedule = self._schedule
-            _note(lambda: f"schedule: {schedule!r}\n{schedule.timeline()}")
+        if self._schedule is not None and self._is_done():
+            self._schedule.warn_if_unused(stacklevel=3)
         details = result.failure_details
         if details is not None and details.error_type == "wftest.errors.NonDeterministicCallError":
             raise NonDeterministicCallError(f"{details.message}\n\n{result.timeline()}")
