@@ -150,6 +150,17 @@ def test_bad_options_are_refused(options: dict[str, int], message: str) -> None:
         explore(order_check, **options)  # type: ignore[arg-type]
 
 
+def test_a_check_that_fails_in_the_default_order_reports_the_default_schedule() -> None:
+    def always_fails(schedule: Schedule) -> None:
+        WorkflowTester().run(race, schedule=schedule)
+        raise AssertionError("broken whatever the schedule")
+
+    failure = failure_of(always_fails)
+    assert failure.run == 1
+    assert "shrunk in 0 runs to\nschedule: Schedule()\n(the default order, no faults)\n" in str(failure)
+    assert repr(failure.schedule) == "Schedule()"
+
+
 def test_max_shrinks_zero_reports_the_schedule_as_found() -> None:
     failure = failure_of(charge_once_check, faults=ALL, max_shrinks=0)
     assert failure.shrinks == 0
