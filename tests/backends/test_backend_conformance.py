@@ -117,6 +117,60 @@ def test_abandoned_orchestration_work_reappears_after_the_delay(backend: Backend
     assert backend.fetch_orchestration_work_item("w", T0 + timedelta(seconds=10), LOCK) is not None
 
 
+def _started(backend: Backend) -> None:
+    _create(backend)
+    _commit(backend, T0)
+
+
+def _commit(backend: Backend, now: datetime, messages: list[Message] | None = None) -> list[str]:
+    """Fetch and commit the next step; the names of the events it was given."""
+    item = backend.fetch_orchestration_work_item("w", now, LOCK)
+    assert item is not None
+    update = StepUpdate(record=item.record, new_history=list(item.new_events), messages=messages or [])
+    backend.complete_orchestration_work_item(item, update, now)
+    return [_label(e) for e in item.new_events]
+
+
+def _label(event: pb.HistoryEvent) -> str:
+    kind = event.WhichOneof("eventType")
+    return event.eventRaised.name if kind == "eventRaised" else str(kind)
+
+
+def test_new_events_come_in_the_order_they_became_available(backend: Backend) -> None:
+    # a timer when it is due, any other event when it was created; ties in the order they were added
+    _started(backend)
+    due = T0 + timedelta(hours=1)
+    timer = [Message("i1", ev.timer_fired(due, 1, ev.timestamp(due)), due)]
+    backend.add_event("i1", ev.event_raised(T0, "before the step", None))
+    _commit(backend, T0, timer)
+    backend.add_event("i1", ev.event_raised(due, "with the timer", None))  # added after the timer: after it
+    backend.add_event("i1", ev.event_raised(due - timedelta(minutes=1), "a minute before", None))
+    assert _commit(backend, due) == ["a minute before", "timerFired", "with the timer"]
+
+
+def test_an_event_added_while_the_instance_is_locked_waits_for_the_next_step(backend: Backend) -> None:
+    _started(backend)
+    backend.add_event("i1", ev.event_raised(T0, "first", None))
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None and [_label(e) for e in item.new_events] == ["first"]
+    backend.add_event("i1", ev.event_raised(T0 - timedelta(minutes=1), "stamped earlier", None))
+    backend.complete_orchestration_work_item(item, StepUpdate(record=item.record, new_history=[]), T0)
+    assert _commit(backend, T0) == ["stamped earlier"]
+
+
+def test_abandoned_events_keep_their_places_in_the_order(backend: Backend) -> None:
+    _started(backend)
+    backend.add_event("i1", ev.event_raised(T0, "a", None))
+    backend.add_event("i1", ev.event_raised(T0, "b", None))
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None
+    backend.abandon_orchestration_work_item(item, T0, timedelta(seconds=10))
+    backend.add_event("i1", ev.event_raised(T0 + timedelta(seconds=5), "c", None))
+    assert _commit(backend, T0 + timedelta(seconds=5)) == ["c"]  # a and b are hidden until the delay is over
+    backend.add_event("i1", ev.event_raised(T0 + timedelta(seconds=6), "d", None))
+    assert _commit(backend, T0 + timedelta(seconds=10)) == ["a", "b", "d"]
+
+
 def _with_one_activity(backend: Backend) -> Backend:
     _create(backend)
     item = backend.fetch_orchestration_work_item("w", T0, LOCK)

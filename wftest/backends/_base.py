@@ -11,11 +11,34 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import ActivityTask, InstanceRecord, Message, StepUpdate
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def micros(when: datetime) -> int:
+    """``when`` (naive UTC, or aware) in microseconds since the epoch."""
+    if when.utcoffset() is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    delta = when - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def available_at(event: pb.HistoryEvent, visible_at: datetime | None) -> int:
+    """When ``event`` became available to its instance, in microseconds since the epoch.
+
+    A delayed event (a timer, a delayed start) when it is due, any other when it was created (its timestamp).
+    Backends deliver an instance's new events in this order, ties in the order they were added, so an event
+    raised at 09:59 precedes a timer due at 10:00 however late both are fetched, and the same workflows write
+    the same histories on every backend.
+    """
+    if visible_at is not None:
+        return micros(visible_at)
+    return event.timestamp.seconds * 1_000_000 + event.timestamp.nanos // 1000
 
 
 class IdReusePolicy(enum.Enum):
@@ -88,7 +111,11 @@ class Backend(Protocol):
     def fetch_orchestration_work_item(
         self, owner: str, now: datetime, lock_for: timedelta, *, instance_id: str | None = None
     ) -> OrchestrationWorkItem | None:
-        """Lock the next instance with visible new events (or that one instance), or return None."""
+        """Lock the next instance with visible new events (or that one instance), or return None.
+
+        The work item's new events are in the order they became available (:func:`available_at`), ties in
+        the order they were added.
+        """
         ...
 
     def ready_instances(self, now: datetime) -> list[str]:

@@ -1,7 +1,9 @@
 """The in-memory backend: the default, and what the test harness runs on.
 
 Deterministic: instances become ready in the order their events arrive, due timers in fire-time order
-(ties in the order they were created). Thread-safe behind one lock, so the concurrent worker can use it.
+(ties in the order they were created), and an instance's new events reach its step in the order they became
+available (``available_at``: a timer when it is due, any other event when it was created; ties in the order
+they were added), as ``SqliteBackend`` reads them. Thread-safe behind one lock, so the concurrent worker can use it.
 
 Retention (go-workflows' AutoExpiration), as ``SqliteBackend`` has it: with ``retention=timedelta(...)`` a
 finished instance is deleted, with its history, once ``retention`` has passed since it finished, when a worker
@@ -12,6 +14,7 @@ virtual clock expiry happens exactly when the clock passes it (it never moves th
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import threading
@@ -26,6 +29,7 @@ from wftest.backends._base import (
     IdReusePolicy,
     InstanceQuery,
     OrchestrationWorkItem,
+    available_at,
 )
 from wftest.errors import (
     InstanceAlreadyExistsError,
@@ -36,13 +40,22 @@ from wftest.errors import (
 from wftest.protos import orchestrator_service_pb2 as pb
 from wftest.runtime import ActivityTask, InstanceRecord, Message, StepUpdate, is_terminal
 
+_Inbound = tuple[int, int, pb.HistoryEvent, str | None]
+
+
+def _order(inbound: _Inbound) -> tuple[int, int]:
+    return inbound[0], inbound[1]
+
 
 @dataclass
 class _Instance:
     record: InstanceRecord
     history: list[pb.HistoryEvent] = field(default_factory=list)
-    #: new events, each with the execution it is addressed to (None: whichever is current)
-    inbox: list[tuple[pb.HistoryEvent, str | None]] = field(default_factory=list)
+    #: new events in the order they became available: (available_at, seq, event, the execution it is
+    #: addressed to (None: whichever is current)), seq being the order they were added in
+    inbox: list[_Inbound] = field(default_factory=list)
+    #: how many of the inbox's first events the lock holder was given (a later one never goes before them)
+    fetched: int = 0
     owner: str | None = None
     locked_until: datetime | None = None
     abandon_count: int = 0
@@ -75,7 +88,8 @@ class MemoryBackend(Backend):
         self._instances: dict[str, _Instance] = {}
         self._ready: dict[str, None] = {}  # FIFO set of instances with visible events, unlocked
         self._locked: dict[str, _Instance] = {}
-        self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent, str | None]] = []
+        #: delayed events by due time: (due, seq, instance id, generation, event, execution, available_at)
+        self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent, str | None, int]] = []
         self._activities: deque[tuple[int, ActivityTask]] = deque()
         self._activity_locks: dict[int, tuple[ActivityTask, str, datetime]] = {}
         #: no lock expires before this (every fetch checks for expired locks: skip the scan until then)
@@ -196,7 +210,8 @@ class MemoryBackend(Backend):
                 self._locked[instance_id] = inst
                 current = inst.record.execution_id
                 # events addressed to an execution that is over (continue-as-new, replaced) are dropped
-                events = [e for e, execution in inst.inbox if execution is None or execution == current]
+                events = [e for _, _, e, execution in inst.inbox if execution is None or execution == current]
+                inst.fetched = len(inst.inbox)
                 return OrchestrationWorkItem(
                     instance_id=instance_id,
                     new_events=events,
@@ -216,6 +231,7 @@ class MemoryBackend(Backend):
             inst = self._owned(item)
             _, consumed = cast(tuple[_Instance, int], item.token)
             del inst.inbox[:consumed]
+            inst.fetched = 0
             if update.replace_history:
                 inst.history = list(update.new_history)
             else:
@@ -243,13 +259,15 @@ class MemoryBackend(Backend):
             inst = self._owned(item)
             inst.abandon_count += 1
             inst.owner = None
+            inst.fetched = 0
             inst.locked_until = None
             self._locked.pop(item.instance_id, None)
             if delay > timedelta(0):
                 # hide the inbox until the delay is over by re-queueing it as delayed messages
                 pending, inst.inbox = inst.inbox, []
-                for event, execution in pending:
-                    self._push_delayed(now + delay, item.instance_id, inst.generation, event, execution)
+                for available, seq, event, execution in pending:  # keeping their places in the order
+                    heapq.heappush(self._delayed, (now + delay, seq, item.instance_id, inst.generation, event,
+                                                   execution, available))
             elif inst.inbox:
                 self._ready[item.instance_id] = None
             self._changed.notify_all()
@@ -313,7 +331,7 @@ class MemoryBackend(Backend):
     def next_wakeup(self) -> datetime | None:
         with self._lock:
             while self._delayed:
-                when, _, instance_id, generation, _, _ = self._delayed[0]
+                when, _, instance_id, generation, *_ = self._delayed[0]
                 inst = self._instances.get(instance_id)
                 if inst is not None and inst.generation == generation:
                     return when
@@ -335,24 +353,32 @@ class MemoryBackend(Backend):
     def _deliver(self, instance_id: str, event: pb.HistoryEvent, visible_at: datetime | None,
                  execution_id: str | None) -> None:
         inst = self._instances[instance_id]
+        available = available_at(event, visible_at)
         if visible_at is not None:
-            self._push_delayed(visible_at, instance_id, inst.generation, event, execution_id)
+            heapq.heappush(self._delayed, (visible_at, next(self._seq), instance_id, inst.generation, event,
+                                           execution_id, available))
             return
-        inst.inbox.append((event, execution_id))
-        if inst.owner is None and (inst.history or any(_starts(e) for e, _ in inst.inbox)):
-            self._ready[instance_id] = None
+        self._add_to_inbox(inst, (available, next(self._seq), event, execution_id))
 
-    def _push_delayed(self, when: datetime, instance_id: str, generation: int, event: pb.HistoryEvent,
-                      execution_id: str | None) -> None:
-        heapq.heappush(self._delayed, (when, next(self._seq), instance_id, generation, event, execution_id))
+    def _add_to_inbox(self, inst: _Instance, inbound: _Inbound) -> None:
+        # in the order the events became available, as SqliteBackend reads them: mostly at the end (an event
+        # is created now), ahead of later ones when a timer comes due or a delayed inbox shows again; never
+        # ahead of those the lock holder was given
+        inbox = inst.inbox
+        if not inbox or inbound[:2] > inbox[-1][:2]:
+            inbox.append(inbound)
+        else:
+            bisect.insort(inbox, inbound, lo=inst.fetched, key=_order)
+        if inst.owner is None and (inst.history or any(_starts(e) for _, _, e, _ in inbox)):
+            self._ready[inst.record.instance_id] = None
 
     def _release_due(self, now: datetime) -> None:
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:
-            _, _, instance_id, generation, event, execution_id = heapq.heappop(delayed)
+            _, seq, instance_id, generation, event, execution_id, available = heapq.heappop(delayed)
             inst = self._instances.get(instance_id)
             if inst is not None and inst.generation == generation:
-                self._deliver(instance_id, event, None, execution_id)
+                self._add_to_inbox(inst, (available, seq, event, execution_id))
 
     def _route(self, message: Message) -> bool:
         event = message.event
@@ -414,6 +440,7 @@ class MemoryBackend(Backend):
 
     def _unlock(self, inst: _Instance) -> None:
         inst.owner = None
+        inst.fetched = 0
         inst.locked_until = None
         self._locked.pop(inst.record.instance_id, None)
         if inst.inbox:

@@ -33,11 +33,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from wftest.backends._base import ActivityWorkItem, Backend, IdReusePolicy, InstanceQuery, OrchestrationWorkItem
+from wftest.backends._base import (
+    EPOCH,
+    ActivityWorkItem,
+    Backend,
+    IdReusePolicy,
+    InstanceQuery,
+    OrchestrationWorkItem,
+    available_at,
+    micros,
+)
 from wftest.errors import (
     BackendError,
     InstanceAlreadyExistsError,
@@ -120,7 +129,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 _READABLE_FROM = 1
 _TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 _TABLES = {"wftest_schema", "instances", "history", "inbox", "activities"}
-_EPOCH = datetime(1970, 1, 1)
 
 _RECORD_COLUMNS = (
     "instance_id", "name", "status", "created_at", "last_updated_at", "completed_at", "scheduled_start_at",
@@ -131,16 +139,11 @@ _TIME_COLUMNS = {"created_at", "last_updated_at", "completed_at", "scheduled_sta
 
 
 def _us(when: datetime | None) -> int | None:
-    if when is None:
-        return None
-    if when.utcoffset() is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    delta = when - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return None if when is None else micros(when)
 
 
 def _dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
+    return None if value is None else EPOCH + timedelta(microseconds=value)
 
 
 def _starts(event: pb.HistoryEvent) -> bool:
@@ -333,10 +336,8 @@ class SqliteBackend(Backend):
 
     def _deliver(self, tx: sqlite3.Connection, instance_id: str, event: pb.HistoryEvent,
                  visible_at: datetime | None, execution_id: str | None) -> None:
-        # Events are read in the order they became available: a delayed one (a timer) when it is due, any
-        # other when it was created (its timestamp), so an event raised at 09:59 precedes a timer due at 10:00.
-        available = _us(visible_at) if visible_at is not None else (
-            event.timestamp.seconds * 1_000_000 + event.timestamp.nanos // 1000)
+        # events are read in the order they became available (available_at), ties in the order of their ids
+        available = available_at(event, visible_at)
         tx.execute(
             "INSERT INTO inbox (instance_id, execution_id, starts, visible_at, available_at, event) "
             "VALUES (?, ?, ?, ?, ?, ?)",

@@ -456,22 +456,60 @@ _ARRIVALS = _TIMED_ARRIVALS | {"taskCompleted", "taskFailed", "subOrchestrationI
 
 
 def _choose_delivery_order(scheduler: Scheduler, events: list[pb.HistoryEvent], instance_id: str) -> None:
-    """Let ``scheduler`` order the results, timers and events a step delivers (in place), one choice per
-    position, when a timer or an external event is among them: what arrives at the same virtual time can
-    reach the orchestration in any order. Option 0 each time keeps the arrival order."""
-    slots = []
-    timed = False
-    for index, event in enumerate(events):
-        kind = event.WhichOneof("eventType")
-        if kind in _ARRIVALS:
-            slots.append(index)
-            timed = timed or kind in _TIMED_ARRIVALS
-    if len(slots) < 2 or not timed:
+    """Let ``scheduler`` order the timers and events a step delivers among its other arrivals (in place).
+
+    What arrives at the same virtual time can reach the orchestration in any order, within limits a real
+    backend keeps: nothing moves across a termination, suspension or resumption (each run of arrivals
+    between two such events is ordered on its own); events of one name keep the order they were raised
+    in (FIFO per name); activity and sub-orchestration results keep theirs (the ``next`` choice, which
+    ran first, decided it). One choice per position, among the arrivals allowed there; option 0 each time
+    keeps the arrival order.
+    """
+    start = 0
+    count = len(events)
+    while start < count:
+        if events[start].WhichOneof("eventType") not in _ARRIVALS:
+            start += 1
+            continue
+        end = start + 1
+        while end < count and events[end].WhichOneof("eventType") in _ARRIVALS:
+            end += 1
+        if end - start > 1:
+            _order_arrivals(scheduler, events, start, end, instance_id)
+        start = end
+
+
+def _order_arrivals(scheduler: Scheduler, events: list[pb.HistoryEvent], start: int, end: int,
+                    instance_id: str) -> None:
+    pending = events[start:end]
+    if not any(e.WhichOneof("eventType") in _TIMED_ARRIVALS for e in pending):
         return
-    pending = [events[i] for i in slots]
-    for slot in slots:
-        chosen = scheduler.choose("deliver", _Arrivals(tuple(pending), instance_id)) if len(pending) > 1 else 0
-        events[slot] = pending.pop(chosen)
+    for slot in range(start, end):
+        allowed = _deliverable(pending)
+        chosen = scheduler.choose("deliver", _Arrivals(tuple(pending[i] for i in allowed), instance_id)) \
+            if len(allowed) > 1 else 0
+        events[slot] = pending.pop(allowed[chosen])
+
+
+def _deliverable(pending: list[pb.HistoryEvent]) -> list[int]:
+    """Indexes of the pending arrivals that may go next: every timer, the oldest event of each name and the
+    oldest result (the first pending arrival is always among them: option 0 keeps the order)."""
+    allowed = []
+    names: set[str] = set()
+    result_seen = False
+    for index, event in enumerate(pending):
+        kind = event.WhichOneof("eventType")
+        if kind == "eventRaised":
+            name = event.eventRaised.name.casefold()  # event names match case-insensitively
+            if name in names:
+                continue
+            names.add(name)
+        elif kind != "timerFired":
+            if result_seen:
+                continue
+            result_seen = True
+        allowed.append(index)
+    return allowed
 
 
 class _Arrivals(Sequence[str]):
