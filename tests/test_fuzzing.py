@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import Any
@@ -367,7 +368,8 @@ def test_a_fault_missing_from_faults_is_refused() -> None:
 
 def test_a_schedule_that_does_not_fit_the_run_warns_with_what_was_left() -> None:
     schedule = Schedule.from_string("fe:duplicate;c1")  # another workflow's: race has no event
-    with pytest.warns(ScheduleWarning, match=r"2 of its 2 decisions were not used, from #1 'fe:duplicate' on"):
+    with pytest.warns(ScheduleWarning, match=r"^Schedule.from_string\('fe:duplicate;c1'\): 2 of its 2 decisions "
+                                             r"were not used, from #1 'fe:duplicate' on"):
         assert WorkflowTester().run(race, schedule=schedule).output == "fast"
     assert schedule.unused == ["fe:duplicate", "c1"]
 
@@ -375,6 +377,109 @@ def test_a_schedule_that_does_not_fit_the_run_warns_with_what_was_left() -> None
 def test_schedule_reprs() -> None:
     assert repr(Schedule()) == "Schedule()"
     assert repr(Schedule.from_string("c1;fa-")) == "Schedule.from_string('c1;fa-')"
+    assert repr(Schedule.from_string(" c1 ;fa- |c0")) == "Schedule.from_string('c1;fa- | c0')"
+
+
+def test_a_run_that_took_no_decisions_notes_the_default_schedule() -> None:
+    def plain(ctx: OrchestrationContext, _: Any) -> str:
+        return "done"
+
+    @FUZZ
+    @given(schedule=schedules())
+    def search(schedule: Schedule) -> None:
+        WorkflowTester().run(plain, schedule=schedule)
+        raise AssertionError("the invariant")
+
+    with pytest.raises(AssertionError) as info:
+        search()
+    assert "schedule: Schedule()\n(the default order, no faults)" in info.value.__notes__
+
+
+# -- a check that runs several workflows with one schedule ------------------------------------------------
+
+
+def race_then_checkout_check(schedule: Schedule) -> None:
+    """Seeded bug in the first of two runs that share the schedule: the order of the race's results."""
+    first = WorkflowTester().run(race, schedule=schedule).output
+    ledger.clear()
+    WorkflowTester().run(checkout, 5, schedule=schedule)
+    assert first == "fast"
+
+
+def test_a_check_running_two_workflows_prints_one_part_per_run_and_replays_them() -> None:
+    @FUZZ
+    @given(schedule=schedules(faults=[CrashAfterActivity()]))
+    def search(schedule: Schedule) -> None:
+        race_then_checkout_check(schedule)
+
+    with pytest.raises(AssertionError) as info:
+        search()
+    last = [n for n in info.value.__notes__ if n.startswith("schedule: ")][-1]  # each run notes the runs so far
+    code, timeline = last.removeprefix("schedule: ").split("\n", 1)
+    assert code == "Schedule.from_string('c1;fa-;c0;fa- | fa-')"
+    assert timeline == ("run 1:\n  1. ran activity slow#2 of test-instance ahead of activity fast#1 of "
+                        "test-instance\nrun 2:\n  (the default order, no faults)")
+    replay = eval(code, {"Schedule": Schedule})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # run 2 replays its own part: nothing is left over
+        with pytest.raises(AssertionError):
+            race_then_checkout_check(replay)
+    assert replay.to_string() == "fs-;c1;fa-;c0;fa-;fs- | fs-;fa-;fs-"  # it may inject every standard fault
+
+
+def test_explore_reports_one_part_per_run() -> None:
+    from wftest import ScheduleFailure
+
+    with pytest.raises(ScheduleFailure) as info:
+        explore(race_then_checkout_check, runs=100, seed=1)
+    assert info.value.schedule.script == ["c1", "|"]  # the defaults at the ends left out; run 2's part empty
+    assert "schedule: Schedule.from_string('c1 | ')\nrun 1:\n  1. ran activity slow#2" in str(info.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AssertionError):
+            race_then_checkout_check(info.value.schedule)
+
+
+def test_run_n_replays_part_n_and_a_script_of_one_part_replays_in_every_run() -> None:
+    two_parts = Schedule.from_string("c1 | c0")
+    outputs = [WorkflowTester().run(race, schedule=two_parts).output for _ in range(3)]
+    assert outputs == ["slow", "fast", "fast"]  # a third run is past the parts: the defaults
+    one_part = Schedule.from_string("c1")
+    assert [WorkflowTester().run(race, schedule=one_part).output for _ in range(3)] == ["slow"] * 3
+    assert one_part.to_string() == " | ".join(["fs-;c1;fa-;c0;fa-;fs-"] * 3)
+    one_part.reset()
+    assert one_part.to_string() == "" and repr(one_part) == "Schedule.from_string('c1')"
+
+
+def test_max_faults_counts_the_faults_of_every_run_of_an_example() -> None:
+    def check(schedule: Schedule) -> None:
+        ledger.clear()
+        WorkflowTester().run(checkout, 1, schedule=schedule)
+        WorkflowTester().run(checkout, 2, schedule=schedule)
+        assert len(ledger) <= 3, ledger  # two charges and at most one crash's repeat
+
+    assert explore(check, faults=[CrashAfterActivity()], max_faults=1, runs=100, seed=1).runs == 100
+
+
+@pytest.mark.parametrize("message", ["host=db; port=5432", "a | b", "x;fa-", "line1\nline2"])
+def test_a_failure_whose_message_holds_separators_replays_from_its_printed_schedule(message: str) -> None:
+    failure = ActivityFails(ValueError(message))
+
+    def guarded(ctx: OrchestrationContext, _: Any) -> Gen:
+        try:
+            yield ctx.call_activity(fast)
+            yield ctx.call_activity(slow)
+        except TaskFailedError:
+            return "failed"
+        return "ok"
+
+    schedule = Schedule([f"fa:{failure.describe()}"], faults=[failure])
+    assert WorkflowTester().run(guarded, schedule=schedule).output == "failed"
+    printed = schedule.to_string()
+    replay = Schedule.from_string(printed, faults=[failure])
+    assert replay.script == [f"fa:{failure.describe()}"]
+    assert WorkflowTester().run(guarded, schedule=replay).output == "failed"
+    assert replay.to_string() == printed
 
 
 def test_misused_arguments_say_what_is_expected() -> None:
@@ -387,6 +492,12 @@ def test_misused_arguments_say_what_is_expected() -> None:
         schedules(faults=[CrashAfterActivity])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"explore\(\): faults= takes fault instances, got 'crash-after'"):
         explore(order_check, faults=["crash-after"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"schedules\(\): faults= takes a list of faults, got CrashAfterActivity\(\): "
+                                        r"write faults=\[CrashAfterActivity\(\)\]"):
+        schedules(faults=CrashAfterActivity())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Schedule\(\) takes a list of decisions, got the string 'c1;fa-': "
+                                        r"write Schedule.from_string\('c1;fa-'\)"):
+        Schedule("c1;fa-")
 
 
 @FUZZ

@@ -33,6 +33,11 @@ class ScheduleWarning(UserWarning):
 
 def checked_faults(faults: Iterable[Fault], where: str) -> list[Fault]:
     """``faults`` as a list, or a ``TypeError`` naming the first that is not a fault instance."""
+    if isinstance(faults, Fault) or (isinstance(faults, type) and issubclass(faults, Fault)):
+        name = faults.__name__ if isinstance(faults, type) else type(faults).__name__
+        raise TypeError(f"{where}: faults= takes a list of faults, got {faults!r}: write faults=[{name}()]")
+    if isinstance(faults, str) or not isinstance(faults, Iterable):
+        raise TypeError(f"{where}: faults= takes a list of faults (e.g. [CrashAfterActivity()]), got {faults!r}")
     checked = list(faults)
     for fault in checked:
         if not isinstance(fault, Fault):
@@ -58,20 +63,48 @@ class Schedule:
 
     Built by :func:`schedules` (hypothesis draws each decision), or from a string to replay a schedule
     exactly: ``Schedule.from_string("c1;fa:crash-after;fa-")``. Past the end of its script a schedule
-    takes the default (FIFO, no fault). ``timeline()`` lists the decisions taken in the last run.
+    takes the default (FIFO, no fault). ``timeline()`` lists the decisions taken.
+
+    A check that runs several workflows with one schedule prints one part per run, ``" | "`` between them
+    (``"c1;fa- | c0"``): read back, run ``n`` of the check replays part ``n``. A script of one part is
+    replayed by every run it is given to.
     """
 
     def __init__(self, script: Sequence[str] = (), *, faults: Sequence[Fault] = ALL_FAULTS) -> None:
+        """``script``: the decisions' tokens, as ``to_string()`` writes them, a ``"|"`` between runs."""
+        if isinstance(script, str):
+            raise TypeError(f"Schedule() takes a list of decisions, got the string {script!r}: "
+                            f"write Schedule.from_string({script!r})")
         self._fault_list = checked_faults(faults, "Schedule")
         self._faults = {f.describe(): f for f in self._fault_list}
         self._faults.update({f.code: f for f in self._fault_list})
         self._fault_kinds = frozenset(f.kind for f in self._fault_list)
-        self._script = list(script)
-        for number, token in enumerate(self._script, 1):
-            self._check_token(number, token)
-        #: (point, options or subject, token, index / fault / seconds) per decision; described lazily
-        self._taken: list[tuple[str, Any, str, Any]] = []
+        self._parts: list[list[str]] = [[]]
+        for token in script:
+            if token == "|":
+                self._parts.append([])
+            else:
+                self._parts[-1].append(token)
+        for run, part in enumerate(self._parts, 1):
+            for number, token in enumerate(part, 1):
+                self._check_token(run, number, token)
+        self._script = self._parts[0]  # the part the current run replays
+        #: per run, (point, options or subject, token, index / fault / seconds) per decision; described lazily
+        self._runs: list[list[tuple[str, Any, str, Any]]] = [[]]
+        self._taken = self._runs[0]  # the current run's
+        self._begun = 0  # runs begun (begin_run); decisions taken before the first belong to run 1
         self._described: list[Decision] = []
+        self._position = 0
+
+    def begin_run(self) -> None:
+        """A run starts (the tester calls this): its decisions are recorded as the next run's, and a script
+        of several parts moves on to the next part."""
+        if self._begun or self._taken:
+            self._taken = []
+            self._runs.append(self._taken)
+        self._begun += 1
+        if len(self._parts) > 1:
+            self._script = self._parts[len(self._runs) - 1] if len(self._runs) <= len(self._parts) else []
         self._position = 0
 
     # -- Scheduler ----------------------------------------------------------------------------------
@@ -82,13 +115,13 @@ class Schedule:
     # that does not fit the point is left for a later point (the code changed since it was printed), and
     # what is left at the end of the run is reported (``ScheduleWarning``).
 
-    def _check_token(self, number: int, token: str) -> None:
-        """A ``ValueError`` saying what is wrong with the script's ``number``-th token, if anything."""
-        where = f"Schedule: decision #{number} {token!r}"
+    def _check_token(self, run: int, number: int, token: str) -> None:
+        """A ``ValueError`` saying what is wrong with the ``number``-th token of the script (of ``run``)."""
+        where = f"Schedule: {f'run {run}, ' if len(self._parts) > 1 else ''}decision #{number} {token!r}"
         if not _TOKEN.fullmatch(token):
             raise ValueError(f"{where} is not a decision: expected c<i> (a choice), fa-, fs-, fe- (no fault at "
                              "an activity, step or event), fa:<fault>, fs:<fault>, fe:<fault> (a fault) or "
-                             "d<seconds> (an event delay)")
+                             "d<seconds> (an event delay), ';' between decisions and ' | ' between runs")
         if token.startswith("f") and token[2] == ":":
             fault = self._faults.get(token[3:])
             kind = _KIND_LETTERS[token[1]]
@@ -126,8 +159,9 @@ class Schedule:
 
     @property
     def decisions(self) -> list[Decision]:
-        """The decisions taken in the last run, in order (described when first asked for: runs are hot)."""
-        taken = self._taken
+        """The decisions taken, in order, by every run given this schedule since it was made or ``reset()``
+        (described when first asked for: runs are hot)."""
+        taken = [decision for run in self._runs for decision in run]
         described = self._described
         for point, about, token, outcome in taken[len(described):]:
             described.append(_describe(point, about, token, outcome))
@@ -159,67 +193,116 @@ class Schedule:
 
     @classmethod
     def from_string(cls, text: str, *, faults: Sequence[Fault] = ALL_FAULTS) -> Schedule:
-        """Replay the decisions printed by a failing example (``c``: choice, ``f``: fault, ``d``: delay)."""
-        return cls([t.strip() for t in text.split(";") if t.strip()], faults=faults)
+        """Replay the decisions printed by a failing example (``c``: choice, ``f``: fault, ``d``: delay).
+
+        Decisions are separated by ``;``, the runs of a check that runs several workflows by ``|``.
+        """
+        names = sorted({name for f in checked_faults(faults, "Schedule.from_string") for name in
+                        (f.describe(), f.code)}, key=len, reverse=True)
+        return cls(_tokens(text, names), faults=faults)
 
     def to_string(self) -> str:
-        """The decisions of the last run, in the form ``from_string`` reads."""
-        return ";".join(token for _, _, token, _ in self._taken)
+        """The decisions taken, in the form ``from_string`` reads (``" | "`` between runs, if several)."""
+        return " | ".join(";".join(tokens) for tokens in self.tokens_by_run())
+
+    def tokens_by_run(self) -> list[list[str]]:
+        """The tokens of the decisions taken, one list per run given this schedule."""
+        return [[token for _, _, token, _ in run] for run in self._runs]
 
     def timeline(self) -> str:
-        """The decisions of the last run, one per line (defaults that changed nothing are left out)."""
-        lines = [f"{n:3d}. {d.detail}" for n, d in enumerate(self.decisions, 1)
-                 if d.value != "c0" and not d.value.endswith("-") and d.value != "d0"]
-        return "\n".join(lines) if lines else "(the default order, no faults)"
+        """The decisions taken, one per line (defaults that changed nothing are left out), under a heading
+        per run when the schedule drove several."""
+        blocks = []
+        numbered = list(enumerate(self._runs, 1))
+        decisions = iter(self.decisions)
+        for run_number, run in numbered:
+            lines = [f"{n:3d}. {d.detail}" for n, d in enumerate((next(decisions) for _ in run), 1)
+                     if d.value != "c0" and not d.value.endswith("-") and d.value != "d0"]
+            text = "\n".join(lines) if lines else f"{'  ' if len(numbered) > 1 else ''}(the default order, no faults)"
+            blocks.append(f"run {run_number}:\n{text}" if len(numbered) > 1 else text)
+        return "\n".join(blocks)
 
     def reset(self) -> None:
-        """Forget the decisions of the last run (a new run starts from the beginning of the script)."""
-        self._taken = []
+        """Forget the decisions taken (the next run is run 1 again, from the start of the script)."""
+        self._runs = [[]]
+        self._taken = self._runs[0]
+        self._begun = 0
         self._described = []
+        self._script = self._parts[0]
         self._position = 0
 
     @property
     def delays_events(self) -> bool:
         """Whether events scheduled with ``tester.at()`` get a delay decision."""
-        return any(token.startswith("d") for token in self._script)
+        return any(token.startswith("d") for part in self._parts for token in part)
 
     @property
     def script(self) -> list[str]:
-        """The tokens this schedule replays (``from_string``), in order; past their end, the defaults."""
-        return list(self._script)
+        """The tokens this schedule replays (``from_string``), in order, ``"|"`` between runs; past their end,
+        the defaults."""
+        return [token for number, part in enumerate(self._parts) for token in ["|"][:number] + part]
 
     @property
     def unused(self) -> list[str]:
-        """The tokens of the script the last run did not use (it went another way than the one printed)."""
+        """The tokens of the script the current run did not use (it went another way than the one printed)."""
         return self._script[self._position:]
 
     def warn_if_unused(self, stacklevel: int = 2) -> None:
-        """Warn (``ScheduleWarning``) if the last run left decisions of the script unused."""
+        """Warn (``ScheduleWarning``) if the current run left decisions of the script unused."""
         unused = self.unused
         if unused:
             import warnings
 
+            run = f" of run {len(self._runs)}" if len(self._parts) > 1 else ""
+            script = " | ".join(";".join(part) for part in self._parts)
             warnings.warn(
-                f"{self!r}: {len(unused)} of its {len(self._script)} decisions were not used, from "
-                f"#{self._position + 1} {unused[0]!r} on. The run went another way than the one the schedule "
-                "was printed for (the workflow, its input or faults= changed, or it is another workflow's "
-                "schedule), so it did not replay that run.",
+                f"Schedule.from_string({script!r}): {len(unused)} of its {len(self._script)} decisions{run} "
+                f"were not used, from #{self._position + 1} {unused[0]!r} on. The run went another way than the "
+                "one the schedule was printed for (the workflow, its input or faults= changed, or it is another "
+                "workflow's schedule), so it did not replay that run.",
                 ScheduleWarning, stacklevel=stacklevel + 1)
 
     def __repr__(self) -> str:
-        if self._taken:
-            tokens = [token for _, _, token, _ in self._taken]
-        elif self._script:  # not run yet: its script
-            tokens = self._script
-        else:
+        parts = self.tokens_by_run() if self._begun or self._taken else self._parts  # not run yet: its script
+        if not any(parts):
             return "Schedule()"
-        return f"Schedule.from_string({';'.join(tokens)!r}{self._faults_argument(tokens)})"
+        text = " | ".join(";".join(tokens) for tokens in parts)
+        return f"Schedule.from_string({text!r}{self._faults_argument([t for p in parts for t in p])})"
 
     def _faults_argument(self, tokens: Sequence[str]) -> str:
         """``, faults=[...]`` when a fault the tokens name is not one ``from_string`` knows by default."""
         if all(token[3:] in _STANDARD_NAMES for token in tokens if token[:1] == "f" and token[2:3] == ":"):
             return ""
         return f", faults=[{', '.join(repr(f) for f in self._fault_list)}]"
+
+
+def _tokens(text: str, fault_names: Sequence[str]) -> list[str]:
+    """The tokens of a schedule string, ``"|"`` between runs. A fault's name may hold ``;`` or ``|`` (its
+    error's message): the longest name of ``fault_names`` that ends where a decision may end is taken whole."""
+    tokens: list[str] = []
+    position, length = 0, len(text)
+    while position < length:
+        char = text[position]
+        if char in " \t\r\n;":
+            position += 1
+            continue
+        if char == "|":
+            tokens.append("|")
+            position += 1
+            continue
+        end = -1
+        if text.startswith(("fa:", "fs:", "fe:"), position):
+            for name in fault_names:  # longest first
+                after = position + 3 + len(name)
+                if text.startswith(name, position + 3) and text[after:].lstrip()[:1] in ("", ";", "|"):
+                    end = after
+                    break
+        if end < 0:
+            ends = [i for i in (text.find(";", position), text.find("|", position)) if i >= 0]
+            end = min(ends) if ends else length
+        tokens.append(text[position:end].strip())
+        position = end
+    return tokens
 
 
 def _describe(point: str, about: Any, token: str, outcome: Any) -> Decision:
@@ -254,14 +337,14 @@ class DrawnSchedule(Schedule):
         self._event_delays = event_delays
 
     def __repr__(self) -> str:
-        if not self._taken:  # hypothesis shows arguments as generated, before the run draws anything
+        if not self._begun and not self._taken:  # hypothesis shows arguments as generated, before the run
             return "Schedule(<drawn during the run: see the 'schedule:' note>)"
         return super().__repr__()
 
     def reset(self) -> None:
-        """A new source starts every example; within one example, runs continue the draws."""
-        self._taken = []
-        self._described = []
+        """Forget the decisions taken. The draws go on from the source (a new example has a new source), and
+        at most ``max_faults`` faults strike from here on."""
+        super().reset()
         self._faults_left = self._max_faults
 
     def _draw_choice(self, count: int) -> int:

@@ -187,10 +187,12 @@ class _Plan:
         """The report: rerun the shrunk choices to take their decisions down as a replayable schedule."""
         schedule, _, rerun_error = self.replay(choices)
         error = rerun_error or error
-        tokens = schedule.to_string().split(";")
-        while tokens and _is_default(tokens[-1]):
-            tokens.pop()  # past the end of its script a schedule takes the defaults anyway
-        replay = Schedule.from_string(";".join(tokens), faults=self.faults)
+        parts = schedule.tokens_by_run()
+        for tokens in parts:
+            while tokens and _is_default(tokens[-1]):
+                tokens.pop()  # past the end of its script a schedule takes the defaults anyway
+        replay = Schedule([token for number, tokens in enumerate(parts) for token in ["|"][:number] + tokens],
+                          faults=self.faults)
         summary = f"{type(error).__name__}: {error}".strip()
         message = (
             f"schedule {number} of {runs} (seed {self.seed}) fails the check; shrunk in {shrinks} runs to\n"

@@ -254,7 +254,7 @@ class WorkflowTester(Registrations):
                     f"schedule= takes a wftest Schedule (wftest.strategies.schedules(), Schedule.from_string(...), "
                     f"or the one explore() passes), got {schedule!r}; a Scheduler of your own goes to "
                     "Engine(scheduler=...)")
-            schedule.reset()
+            schedule.begin_run()
         self._schedule = schedule
         engine = Engine(
             clock=VirtualClock(self.start_time),
