@@ -148,6 +148,23 @@ def test_new_events_come_in_the_order_they_became_available(backend: Backend) ->
     assert _commit(backend, due) == ["a minute before", "timerFired", "with the timer"]
 
 
+def test_the_instance_whose_news_came_first_runs_first(backend: Backend) -> None:
+    due = T0 + timedelta(hours=1)
+    for iid in ("a", "b"):
+        _create(backend, iid)
+    assert _commit(backend, T0) == ["executionStarted"]  # a
+    assert _commit(backend, T0, [Message("b", ev.timer_fired(due, 1, ev.timestamp(due)), due)]) == [
+        "executionStarted"]  # b, with a timer due in an hour
+    backend.add_event("a", ev.event_raised(due, "at the hour", None))  # raised at the hour, after the timer
+    backend.add_event("a", ev.event_raised(due, "also", None))
+    assert backend.ready_instances(due) == ["b", "a"]
+    item = backend.fetch_orchestration_work_item("w", due, LOCK)
+    assert item is not None and item.instance_id == "b"
+    assert backend.ready_instances(due) == ["a"]
+    assert _commit(backend, due) == ["at the hour", "also"]
+    assert backend.ready_instances(due) == []
+
+
 def test_an_event_added_while_the_instance_is_locked_waits_for_the_next_step(backend: Backend) -> None:
     _started(backend)
     backend.add_event("i1", ev.event_raised(T0, "first", None))

@@ -67,7 +67,36 @@ def counter(ctx: OrchestrationContext, n: int) -> Gen:
     return n
 
 
+def deadline(ctx: OrchestrationContext, _: Any) -> Gen:
+    approval = ctx.wait_for_external_event("approve")
+    winner = yield when_any([approval, ctx.create_timer(timedelta(hours=1))])
+    return "approved" if winner is approval else "timed out"
+
+
+def by_event(ctx: OrchestrationContext, _: Any) -> Gen:
+    yield ctx.wait_for_external_event("go")
+    return "event child"
+
+
+def first_child(ctx: OrchestrationContext, _: Any) -> Gen:
+    winner = yield when_any([ctx.call_sub_orchestrator(child, input=60, instance_id="timed"),
+                             ctx.call_sub_orchestrator(by_event, instance_id="evented")])
+    return winner.get_result()
+
+
+def at_the_hour(raise_to: str, name: str) -> Callable[[Engine, str], None]:
+    """Raise ``name`` at the very time the hour's timers come due, before anything runs then."""
+    def interact(engine: Engine, _: str) -> None:
+        engine.clock.jump_to(engine.clock.now() + timedelta(hours=1))  # type: ignore[attr-defined]
+        engine.client.raise_orchestration_event(raise_to, name)
+    return interact
+
+
 SCENARIOS: dict[str, tuple[Callable[..., Any], Any, Callable[[Engine, str], None]]] = {
+    # what is due at the same time comes in the order it was queued: the timer, then the event
+    "event_at_the_deadline": (deadline, None, at_the_hour("root", "approve")),
+    # and the instance whose news came first runs first: the child woken by its timer finishes first
+    "children_finishing_together": (first_child, None, at_the_hour("evented", "go")),
     "everything": (everything, None, lambda e, i: (e.advance(timedelta(hours=1)),
                                                    e.client.raise_orchestration_event(i, "go"))),
     "continue_as_new": (counter, 0, lambda e, i: None),
@@ -76,7 +105,8 @@ SCENARIOS: dict[str, tuple[Callable[..., Any], Any, Callable[[Engine, str], None
 }
 
 
-def _run(backend: Any, name: str) -> dict[str, list[bytes]]:
+def _run(backend: Any, name: str) -> tuple[Any, dict[str, list[bytes]]]:
+    """The root's output and every instance's history."""
     attempts.clear()
     _demo._charge_attempts.clear()
     fn, value, interact = SCENARIOS[name]
@@ -86,13 +116,22 @@ def _run(backend: Any, name: str) -> dict[str, list[bytes]]:
     interact(engine, iid)
     state = engine.client.wait_for_orchestration_completion(iid)
     assert state.runtime_status == "COMPLETED", state.failure_details
-    return {s.instance_id: [e.SerializeToString() for e in engine.history(s.instance_id)]
-            for s in engine.client.get_all_orchestration_states()}
+    return state.output, {s.instance_id: [e.SerializeToString() for e in engine.history(s.instance_id)]
+                          for s in engine.client.get_all_orchestration_states()}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_memory_and_sqlite_write_identical_histories(name: str, tmp_path: Path) -> None:
     assert _run(MemoryBackend(), name) == _run(SqliteBackend(tmp_path / "db.sqlite"), name)
+
+
+@pytest.mark.parametrize(("name", "output"), [("event_at_the_deadline", "timed out"),
+                                              ("children_finishing_together", 60)])
+def test_what_comes_due_together_runs_in_the_order_it_was_queued_on_every_backend(
+    name: str, output: Any, tmp_path: Path
+) -> None:
+    for backend in (MemoryBackend(), SqliteBackend(tmp_path / "db.sqlite")):
+        assert _run(backend, name)[0] == output, type(backend).__name__
 
 
 def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:

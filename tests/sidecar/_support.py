@@ -61,6 +61,7 @@ class RawWorker:
         )
         self.stream = open_stream(pb.GetWorkItemsRequest(**request))
         self.items: queue.Queue[pb.WorkItem] = queue.Queue()
+        self.closed = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -95,5 +96,6 @@ class RawWorker:
 
     def close(self) -> None:
         """Drop the stream (as a crashed worker would)."""
+        self.closed = True
         self.stream.cancel()
         self.channel.close()

@@ -36,7 +36,10 @@ def raw_worker(sidecar: SidecarServer) -> Iterator[Callable[..., RawWorker]]:
     opened: list[RawWorker] = []
 
     def open_worker(**request: Any) -> RawWorker:
-        before = sidecar.dispatcher.connections
+        # a worker closed just now may still be registered: wait until the server has let it go, or the new
+        # one's registration could be hidden by the old one's going (1 -> 2 -> 1)
+        before = sum(1 for w in opened if not w.closed)
+        wait_until(lambda: sidecar.dispatcher.connections == before, "closed raw workers to be let go")
         worker = RawWorker(sidecar.address, **request)
         opened.append(worker)
         wait_until(lambda: sidecar.dispatcher.connections > before, "the raw worker to connect")

@@ -119,7 +119,8 @@ class Backend(Protocol):
         ...
 
     def ready_instances(self, now: datetime) -> list[str]:
-        """Ids of the instances that have visible new events and are not locked, oldest first."""
+        """Ids of the instances that have visible new events and are not locked, in the order a fetch takes
+        them: by their earliest new event's :func:`available_at`, ties by the order events were added."""
         ...
 
     def complete_orchestration_work_item(

@@ -1,9 +1,9 @@
 """The in-memory backend: the default, and what the test harness runs on.
 
-Deterministic: instances become ready in the order their events arrive, due timers in fire-time order
-(ties in the order they were created), and an instance's new events reach its step in the order they became
-available (``available_at``: a timer when it is due, any other event when it was created; ties in the order
-they were added), as ``SqliteBackend`` reads them. Thread-safe behind one lock, so the concurrent worker can use it.
+Deterministic, and in the order ``SqliteBackend`` reads: an instance's new events reach its step in the order
+they became available (``available_at``: a timer when it is due, any other event when it was created; ties in
+the order they were added), and the instance whose earliest new event became available first runs first.
+Thread-safe behind one lock, so the concurrent worker can use it.
 
 Retention (go-workflows' AutoExpiration), as ``SqliteBackend`` has it: with ``retention=timedelta(...)`` a
 finished instance is deleted, with its history, once ``retention`` has passed since it finished, when a worker
@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -56,6 +57,12 @@ class _Instance:
     inbox: list[_Inbound] = field(default_factory=list)
     #: how many of the inbox's first events the lock holder was given (a later one never goes before them)
     fetched: int = 0
+    #: the lowest seq in the inbox (_NO_SEQ when empty)
+    min_seq: int = sys.maxsize
+    #: the key and ticket of its live entry in the ready queue; None when it is not queued (locked, or
+    #: nothing to do)
+    ready_key: tuple[int, int] | None = None
+    ready_ticket: int = -1
     owner: str | None = None
     locked_until: datetime | None = None
     abandon_count: int = 0
@@ -86,7 +93,10 @@ class MemoryBackend(Backend):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._instances: dict[str, _Instance] = {}
-        self._ready: dict[str, None] = {}  # FIFO set of instances with visible events, unlocked
+        #: instances with visible events, unlocked: (key, ticket, instance id), the key being (the earliest
+        #: available_at, the lowest seq) of its inbox, as SqliteBackend orders them; an entry whose ticket is
+        #: not its instance's ready_ticket any more (taken, requeued, dropped) is stale and skipped
+        self._ready: list[tuple[tuple[int, int], int, str]] = []
         self._locked: dict[str, _Instance] = {}
         #: delayed events by due time: (due, seq, instance id, generation, event, execution, available_at)
         self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent, str | None, int]] = []
@@ -195,34 +205,33 @@ class MemoryBackend(Backend):
             if self._expiring and self._expiring[0][0] <= now:
                 self.purge_expired(now)
             if instance_id is not None:
-                if instance_id not in self._ready:
-                    return None
-                self._ready = {instance_id: None, **self._ready}
-            while self._ready:
-                instance_id = next(iter(self._ready))
-                del self._ready[instance_id]
                 inst = self._instances.get(instance_id)
-                if inst is None or not inst.inbox or inst.owner is not None:
-                    continue
-                inst.owner = owner
-                inst.locked_until = now + lock_for
-                self._next_expiry = min(self._next_expiry, inst.locked_until)
-                self._locked[instance_id] = inst
-                current = inst.record.execution_id
-                # events addressed to an execution that is over (continue-as-new, replaced) are dropped
-                events = [e for _, _, e, execution in inst.inbox if execution is None or execution == current]
-                inst.fetched = len(inst.inbox)
-                return OrchestrationWorkItem(
-                    instance_id=instance_id,
-                    new_events=events,
-                    record=inst.record.copy(),
-                    history_length=len(inst.history),
-                    owner=owner,
-                    locked_until=inst.locked_until,
-                    token=(inst, len(inst.inbox)),
-                    attempts=inst.abandon_count,
-                )
-            return None
+                if inst is None or inst.ready_key is None:
+                    return None
+            else:
+                inst = self._next_ready()
+                if inst is None:
+                    return None
+                instance_id = inst.record.instance_id
+            inst.ready_key = None
+            inst.owner = owner
+            inst.locked_until = now + lock_for
+            self._next_expiry = min(self._next_expiry, inst.locked_until)
+            self._locked[instance_id] = inst
+            current = inst.record.execution_id
+            # events addressed to an execution that is over (continue-as-new, replaced) are dropped
+            events = [e for _, _, e, execution in inst.inbox if execution is None or execution == current]
+            inst.fetched = len(inst.inbox)
+            return OrchestrationWorkItem(
+                instance_id=instance_id,
+                new_events=events,
+                record=inst.record.copy(),
+                history_length=len(inst.history),
+                owner=owner,
+                locked_until=inst.locked_until,
+                token=(inst, len(inst.inbox)),
+                attempts=inst.abandon_count,
+            )
 
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime
@@ -232,6 +241,7 @@ class MemoryBackend(Backend):
             _, consumed = cast(tuple[_Instance, int], item.token)
             del inst.inbox[:consumed]
             inst.fetched = 0
+            inst.min_seq = min((seq for _, seq, _, _ in inst.inbox), default=sys.maxsize)
             if update.replace_history:
                 inst.history = list(update.new_history)
             else:
@@ -264,12 +274,12 @@ class MemoryBackend(Backend):
             self._locked.pop(item.instance_id, None)
             if delay > timedelta(0):
                 # hide the inbox until the delay is over by re-queueing it as delayed messages
-                pending, inst.inbox = inst.inbox, []
+                pending, inst.inbox, inst.min_seq = inst.inbox, [], sys.maxsize
                 for available, seq, event, execution in pending:  # keeping their places in the order
                     heapq.heappush(self._delayed, (now + delay, seq, item.instance_id, inst.generation, event,
                                                    execution, available))
-            elif inst.inbox:
-                self._ready[item.instance_id] = None
+            else:
+                self._queue_if_ready(inst)
             self._changed.notify_all()
 
     def renew_orchestration_work_item_lock(self, item: OrchestrationWorkItem, now: datetime, lock_for: timedelta
@@ -326,7 +336,9 @@ class MemoryBackend(Backend):
             self._expire_locks(now)
             if self._expiring and self._expiring[0][0] <= now:
                 self.purge_expired(now)
-            return [i for i in self._ready if self._instances[i].inbox and self._instances[i].owner is None]
+            live = sorted(entry for entry in self._ready if self._is_queued(entry))
+            self._ready = live  # sorted is a heap; stale entries (instances fetched by id) are gone
+            return [entry[2] for entry in live]
 
     def next_wakeup(self) -> datetime | None:
         with self._lock:
@@ -342,7 +354,10 @@ class MemoryBackend(Backend):
         with self._lock:
             self._release_due(now)
             self._expire_locks(now)
-            return bool(self._ready) or bool(self._activities)
+            ready = self._ready
+            while ready and not self._is_queued(ready[0]):
+                heapq.heappop(ready)
+            return bool(ready) or bool(self._activities)
 
     def wait_for_work(self, timeout: float) -> None:
         with self._changed:
@@ -369,8 +384,34 @@ class MemoryBackend(Backend):
             inbox.append(inbound)
         else:
             bisect.insort(inbox, inbound, lo=inst.fetched, key=_order)
-        if inst.owner is None and (inst.history or any(_starts(e) for _, _, e, _ in inbox)):
-            self._ready[inst.record.instance_id] = None
+        inst.min_seq = min(inst.min_seq, inbound[1])
+        self._queue_if_ready(inst)
+
+    def _queue_if_ready(self, inst: _Instance) -> None:
+        """Queue an unlocked instance with new events (and a start) for work, by its key (once per key)."""
+        inbox = inst.inbox
+        if inst.owner is not None or not inbox:
+            return
+        if not inst.history and not any(_starts(e) for _, _, e, _ in inbox):
+            return  # events ahead of a delayed start wait for it
+        key = (inbox[0][0], inst.min_seq)
+        if inst.ready_key != key:  # new, or earlier than its queued entry (which goes stale)
+            inst.ready_key = key
+            inst.ready_ticket = next(self._seq)
+            heapq.heappush(self._ready, (key, inst.ready_ticket, inst.record.instance_id))
+
+    def _is_queued(self, entry: tuple[tuple[int, int], int, str]) -> bool:
+        inst = self._instances.get(entry[2])
+        return inst is not None and inst.ready_key is not None and inst.ready_ticket == entry[1]
+
+    def _next_ready(self) -> _Instance | None:
+        """Take the queued instance whose earliest new event became available first."""
+        ready = self._ready
+        while ready:
+            entry = heapq.heappop(ready)
+            if self._is_queued(entry):
+                return self._instances[entry[2]]
+        return None
 
     def _release_due(self, now: datetime) -> None:
         delayed = self._delayed
@@ -414,9 +455,9 @@ class MemoryBackend(Backend):
 
     def _drop(self, instance_id: str) -> None:
         inst = self._instances.pop(instance_id, None)
-        self._ready.pop(instance_id, None)
         self._locked.pop(instance_id, None)
         if inst is not None:
+            inst.ready_key = None  # its queue entry goes stale
             inst.generation += 1  # invalidates its delayed messages
         self._activities = deque((k, t) for k, t in self._activities if t.instance_id != instance_id)
 
@@ -443,8 +484,7 @@ class MemoryBackend(Backend):
         inst.fetched = 0
         inst.locked_until = None
         self._locked.pop(inst.record.instance_id, None)
-        if inst.inbox:
-            self._ready[inst.record.instance_id] = None
+        self._queue_if_ready(inst)
 
     def _expire_locks(self, now: datetime) -> None:
         if now < self._next_expiry:
