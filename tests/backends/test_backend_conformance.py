@@ -217,6 +217,36 @@ def test_activity_completed_after_its_lock_expired_writes_nothing(backend: Backe
     assert backend.fetch_orchestration_work_item("w", T0 + LOCK, LOCK) is None
 
 
+def test_an_expired_lock_nobody_took_over_still_lets_its_holder_commit(backend: Backend) -> None:
+    # the lock is the owner and time it was given: expiry lets another worker take the work, and until one
+    # does, the holder's late commit is kept rather than thrown away (and the work is not handed out again)
+    _started(backend)
+    backend.add_event("i1", ev.event_raised(T0, "go", None))
+    late = T0 + LOCK + timedelta(seconds=5)
+    item = backend.fetch_orchestration_work_item("a", T0, LOCK)
+    assert item is not None
+    assert backend.ready_instances(late) == ["i1"]  # takeable by another worker now
+    update = StepUpdate(record=item.record, new_history=[], activities=[ActivityTask("i1", None, 1, "a", None, late)])
+    backend.complete_orchestration_work_item(item, update, late)
+    assert backend.ready_instances(late) == []
+    assert backend.fetch_orchestration_work_item("b", late, LOCK) is None
+    activity = backend.fetch_activity_work_item("a", late, LOCK)
+    assert activity is not None
+    later = late + LOCK + timedelta(seconds=5)
+    assert backend.has_visible_work(later)  # the activity can be taken over
+    backend.complete_activity_work_item(activity, ev.task_completed(later, 1, "1"), later)
+    assert backend.fetch_activity_work_item("b", later, LOCK) is None  # done: not run again
+
+
+def test_delayed_events_of_a_replaced_instance_do_not_reach_the_new_one(backend: Backend) -> None:
+    _create(backend, visible_at=T0 + timedelta(hours=1))  # a delayed start, then the id is reused
+    backend.add_event("i1", ev.event_raised(T0, "for the old one", None), visible_at=T0 + timedelta(minutes=30))
+    _create(backend, visible_at=T0 + timedelta(hours=3), policy=IdReusePolicy.TERMINATE)
+    assert backend.fetch_orchestration_work_item("w", T0 + timedelta(hours=2), LOCK) is None
+    item = backend.fetch_orchestration_work_item("w", T0 + timedelta(hours=3), LOCK)
+    assert item is not None and [_label(e) for e in item.new_events] == ["executionStarted"]
+
+
 def test_a_renewed_orchestration_lock_holds_past_its_first_expiry_and_commits(backend: Backend) -> None:
     _create(backend)
     item = backend.fetch_orchestration_work_item("a", T0, LOCK)

@@ -19,7 +19,6 @@ import heapq
 import itertools
 import sys
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -55,9 +54,7 @@ class _Instance:
     #: new events in the order they became available: (available_at, seq, event, the execution it is
     #: addressed to (None: whichever is current)), seq being the order they were added in
     inbox: list[_Inbound] = field(default_factory=list)
-    #: how many of the inbox's first events the lock holder was given (a later one never goes before them)
-    fetched: int = 0
-    #: the lowest seq in the inbox (_NO_SEQ when empty)
+    #: the lowest seq in the inbox (sys.maxsize when empty)
     min_seq: int = sys.maxsize
     #: the key and ticket of its live entry in the ready queue; None when it is not queued (locked, or
     #: nothing to do)
@@ -65,8 +62,15 @@ class _Instance:
     ready_ticket: int = -1
     owner: str | None = None
     locked_until: datetime | None = None
+    #: the lock expired: another worker may take the instance over; until one does, the owner may still
+    #: commit, abandon or renew (as with SqliteBackend, whose lock is the owner and time on the row)
+    lock_expired: bool = False
     abandon_count: int = 0
-    generation: int = 0  # bumped when the instance is replaced, so stale timers are dropped
+    generation: int = 0  # unique per instance object, so delayed events of a replaced one are dropped
+
+    def held(self) -> bool:
+        """Whether a worker holds the instance and no other may take it."""
+        return self.owner is not None and not self.lock_expired
 
 
 def _starts(event: pb.HistoryEvent) -> bool:
@@ -100,8 +104,14 @@ class MemoryBackend(Backend):
         self._locked: dict[str, _Instance] = {}
         #: delayed events by due time: (due, seq, instance id, generation, event, execution, available_at)
         self._delayed: list[tuple[datetime, int, str, int, pb.HistoryEvent, str | None, int]] = []
-        self._activities: deque[tuple[int, ActivityTask]] = deque()
+        #: activity tasks to run, by key (the order they were scheduled in, as SqliteBackend's ids); an
+        #: entry whose key is not in _pending_activities (done, or its instance dropped) is stale
+        self._activities: list[tuple[int, ActivityTask]] = []
+        self._pending_activities: dict[int, ActivityTask] = {}
+        #: activity locks by key: (task, owner, locked until), expired ones included until taken over
         self._activity_locks: dict[int, tuple[ActivityTask, str, datetime]] = {}
+        #: keys of expired activity locks whose task is back in _activities
+        self._activity_requeued: set[int] = set()
         #: no lock expires before this (every fetch checks for expired locks: skip the scan until then)
         self._next_expiry = datetime.max
         self._seq = itertools.count()
@@ -118,7 +128,7 @@ class MemoryBackend(Backend):
                 if policy is IdReusePolicy.ERROR:
                     raise InstanceAlreadyExistsError(record.instance_id, _status(existing.record.status))
                 self._drop(record.instance_id)
-            self._instances[record.instance_id] = _Instance(record=record.copy())
+            self._instances[record.instance_id] = _Instance(record=record.copy(), generation=next(self._seq))
             self._deliver(record.instance_id, start, visible_at, None)
             self._changed.notify_all()
             return True
@@ -176,7 +186,7 @@ class MemoryBackend(Backend):
                 inst = self._instances.get(instance_id)
                 if inst is None or not is_terminal(inst.record.status) or inst.record.completed_at != completed_at:
                     continue  # purged, restarted or replaced since it finished
-                if inst.owner is not None:
+                if inst.held():
                     locked.append(entry)
                     continue
                 self._drop(instance_id)
@@ -216,12 +226,12 @@ class MemoryBackend(Backend):
             inst.ready_key = None
             inst.owner = owner
             inst.locked_until = now + lock_for
+            inst.lock_expired = False
             self._next_expiry = min(self._next_expiry, inst.locked_until)
             self._locked[instance_id] = inst
             current = inst.record.execution_id
             # events addressed to an execution that is over (continue-as-new, replaced) are dropped
             events = [e for _, _, e, execution in inst.inbox if execution is None or execution == current]
-            inst.fetched = len(inst.inbox)
             return OrchestrationWorkItem(
                 instance_id=instance_id,
                 new_events=events,
@@ -229,7 +239,7 @@ class MemoryBackend(Backend):
                 history_length=len(inst.history),
                 owner=owner,
                 locked_until=inst.locked_until,
-                token=(inst, len(inst.inbox)),
+                token=(inst, frozenset(seq for _, seq, _, _ in inst.inbox)),  # what was handed out
                 attempts=inst.abandon_count,
             )
 
@@ -238,10 +248,7 @@ class MemoryBackend(Backend):
     ) -> list[Message]:
         with self._lock:
             inst = self._owned(item)
-            _, consumed = cast(tuple[_Instance, int], item.token)
-            del inst.inbox[:consumed]
-            inst.fetched = 0
-            inst.min_seq = min((seq for _, seq, _, _ in inst.inbox), default=sys.maxsize)
+            self._take_handed_out(inst, item)
             if update.replace_history:
                 inst.history = list(update.new_history)
             else:
@@ -255,7 +262,9 @@ class MemoryBackend(Backend):
                                                 item.instance_id, record.completed_at))
             inst.abandon_count = 0
             for task in update.activities:
-                self._activities.append((next(self._seq), task))
+                key = next(self._seq)
+                self._pending_activities[key] = task
+                heapq.heappush(self._activities, (key, task))
             undelivered: list[Message] = []
             for message in update.messages:
                 if not self._route(message):
@@ -268,18 +277,13 @@ class MemoryBackend(Backend):
         with self._lock:
             inst = self._owned(item)
             inst.abandon_count += 1
-            inst.owner = None
-            inst.fetched = 0
-            inst.locked_until = None
-            self._locked.pop(item.instance_id, None)
             if delay > timedelta(0):
-                # hide the inbox until the delay is over by re-queueing it as delayed messages
-                pending, inst.inbox, inst.min_seq = inst.inbox, [], sys.maxsize
-                for available, seq, event, execution in pending:  # keeping their places in the order
+                # hide what was handed out until the delay is over, keeping its places in the order; what
+                # came in since stays visible (as with SqliteBackend)
+                for available, seq, event, execution in self._take_handed_out(inst, item):
                     heapq.heappush(self._delayed, (now + delay, seq, item.instance_id, inst.generation, event,
                                                    execution, available))
-            else:
-                self._queue_if_ready(inst)
+            self._unlock(inst)
             self._changed.notify_all()
 
     def renew_orchestration_work_item_lock(self, item: OrchestrationWorkItem, now: datetime, lock_for: timedelta
@@ -287,6 +291,9 @@ class MemoryBackend(Backend):
         with self._lock:
             inst = self._owned(item)
             inst.locked_until = item.locked_until = now + lock_for
+            inst.lock_expired = False
+            inst.ready_key = None  # queued when its lock expired: held again
+            self._locked[item.instance_id] = inst
             self._next_expiry = min(self._next_expiry, inst.locked_until)
 
     # -- activity work items ------------------------------------------------------------------------
@@ -294,9 +301,12 @@ class MemoryBackend(Backend):
     def fetch_activity_work_item(self, owner: str, now: datetime, lock_for: timedelta) -> ActivityWorkItem | None:
         with self._lock:
             self._expire_locks(now)
-            if not self._activities:
+            entry = self._next_activity()
+            if entry is None:
                 return None
-            key, task = self._activities.popleft()
+            key, task = entry
+            heapq.heappop(self._activities)
+            self._activity_requeued.discard(key)  # taken over, if its lock had expired
             until = now + lock_for
             self._activity_locks[key] = (task, owner, until)
             self._next_expiry = min(self._next_expiry, until)
@@ -306,26 +316,31 @@ class MemoryBackend(Backend):
         self, item: ActivityWorkItem, result: pb.HistoryEvent, now: datetime, *, visible_at: datetime | None = None
     ) -> None:
         with self._lock:
-            self._owned_activity(item)
-            del self._activity_locks[cast(int, item.token)]
+            key = self._owned_activity(item)
+            del self._activity_locks[key]
+            self._activity_requeued.discard(key)  # its entry in the queue goes stale
+            self._pending_activities.pop(key, None)
             if item.task.instance_id in self._instances:
                 self._deliver(item.task.instance_id, result, visible_at, item.task.execution_id)
             self._changed.notify_all()
 
     def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:
         with self._lock:
-            self._owned_activity(item)
-            del self._activity_locks[cast(int, item.token)]
-            self._activities.appendleft((cast(int, item.token), item.task))
+            key = self._owned_activity(item)
+            del self._activity_locks[key]
+            if key in self._activity_requeued:
+                self._activity_requeued.discard(key)  # already back in the queue
+            else:
+                heapq.heappush(self._activities, (key, item.task))
             self._changed.notify_all()
 
     def renew_activity_work_item_lock(self, item: ActivityWorkItem, now: datetime, lock_for: timedelta) -> None:
         with self._lock:
-            self._owned_activity(item)
-            key = cast(int, item.token)
+            key = self._owned_activity(item)
             task, owner, _ = self._activity_locks[key]
             until = item.locked_until = now + lock_for
             self._activity_locks[key] = (task, owner, until)
+            self._activity_requeued.discard(key)  # held again: its entry in the queue goes stale
             self._next_expiry = min(self._next_expiry, until)
 
     # -- scheduling queries -------------------------------------------------------------------------
@@ -357,7 +372,7 @@ class MemoryBackend(Backend):
             ready = self._ready
             while ready and not self._is_queued(ready[0]):
                 heapq.heappop(ready)
-            return bool(ready) or bool(self._activities)
+            return bool(ready) or self._next_activity() is not None
 
     def wait_for_work(self, timeout: float) -> None:
         with self._changed:
@@ -383,14 +398,22 @@ class MemoryBackend(Backend):
         if not inbox or inbound[:2] > inbox[-1][:2]:
             inbox.append(inbound)
         else:
-            bisect.insort(inbox, inbound, lo=inst.fetched, key=_order)
+            bisect.insort(inbox, inbound, key=_order)
         inst.min_seq = min(inst.min_seq, inbound[1])
         self._queue_if_ready(inst)
+
+    def _take_handed_out(self, inst: _Instance, item: OrchestrationWorkItem) -> list[_Inbound]:
+        """Remove from the inbox the events the work item was given (not those that came in since)."""
+        _, handed_out = cast(tuple[_Instance, frozenset[int]], item.token)
+        taken = [inbound for inbound in inst.inbox if inbound[1] in handed_out]
+        inst.inbox = [inbound for inbound in inst.inbox if inbound[1] not in handed_out]
+        inst.min_seq = min((seq for _, seq, _, _ in inst.inbox), default=sys.maxsize)
+        return taken
 
     def _queue_if_ready(self, inst: _Instance) -> None:
         """Queue an unlocked instance with new events (and a start) for work, by its key (once per key)."""
         inbox = inst.inbox
-        if inst.owner is not None or not inbox:
+        if inst.held() or not inbox:
             return
         if not inst.history and not any(_starts(e) for _, _, e, _ in inbox):
             return  # events ahead of a delayed start wait for it
@@ -445,7 +468,7 @@ class MemoryBackend(Backend):
                 parent_execution_id=parent.orchestrationInstance.executionId.value or None,
                 version=started.version.value if started.HasField("version") else None,
             )
-            self._instances[message.instance_id] = _Instance(record=record)
+            self._instances[message.instance_id] = _Instance(record=record, generation=next(self._seq))
             self._deliver(message.instance_id, event, message.visible_at, None)
             return True
         if target is None:
@@ -459,7 +482,8 @@ class MemoryBackend(Backend):
         if inst is not None:
             inst.ready_key = None  # its queue entry goes stale
             inst.generation += 1  # invalidates its delayed messages
-        self._activities = deque((k, t) for k, t in self._activities if t.instance_id != instance_id)
+        for key in [k for k, task in self._pending_activities.items() if task.instance_id == instance_id]:
+            del self._pending_activities[key]  # its queue entry goes stale
 
     def _owned(self, item: OrchestrationWorkItem) -> _Instance:
         inst = self._instances.get(item.instance_id)
@@ -471,38 +495,56 @@ class MemoryBackend(Backend):
             )
         return inst
 
-    def _owned_activity(self, item: ActivityWorkItem) -> None:
-        held = self._activity_locks.get(cast(int, item.token))
+    def _owned_activity(self, item: ActivityWorkItem) -> int:
+        """The item's key, or ``LockLostError`` if its lock was taken over (or it is done)."""
+        key = cast(int, item.token)
+        held = self._activity_locks.get(key)
         if held is None or held[1] != item.owner or held[2] != item.locked_until:
             raise LockLostError(
                 f"the lock on activity {item.task.name!r} (instance {item.task.instance_id!r}, task "
                 f"#{item.task.task_id}) held by {item.owner!r} was lost; nothing was written"
             )
+        return key
 
     def _unlock(self, inst: _Instance) -> None:
         inst.owner = None
-        inst.fetched = 0
         inst.locked_until = None
+        inst.lock_expired = False
+        inst.ready_key = None  # queued while its lock had expired: queued again by its inbox now
         self._locked.pop(inst.record.instance_id, None)
         self._queue_if_ready(inst)
 
+    def _next_activity(self) -> tuple[int, ActivityTask] | None:
+        """The first activity task that may be taken (left at the head of the queue); stale entries go."""
+        queue = self._activities
+        while queue:
+            key, task = queue[0]
+            if key in self._pending_activities and (key not in self._activity_locks or key in self._activity_requeued):
+                return key, task
+            heapq.heappop(queue)  # done, dropped, or held again after its lock expired
+        return None
+
     def _expire_locks(self, now: datetime) -> None:
+        """Make the work whose lock expired at ``now`` takeable by another worker. Until one takes it, the
+        holder may still commit, abandon or renew (the lock is the owner and time it was given)."""
         if now < self._next_expiry:
             return
         next_expiry = datetime.max
-        if self._locked:
-            for inst in list(self._locked.values()):
-                if inst.locked_until is not None and inst.locked_until <= now:
-                    self._unlock(inst)
-                elif inst.locked_until is not None:
-                    next_expiry = min(next_expiry, inst.locked_until)
-        if self._activity_locks:
-            for key, (task, _, until) in list(self._activity_locks.items()):
-                if until <= now:
-                    del self._activity_locks[key]
-                    self._activities.appendleft((key, task))
-                else:
-                    next_expiry = min(next_expiry, until)
+        for instance_id, inst in list(self._locked.items()):
+            if inst.locked_until is not None and inst.locked_until <= now:
+                del self._locked[instance_id]
+                inst.lock_expired = True
+                self._queue_if_ready(inst)
+            elif inst.locked_until is not None:
+                next_expiry = min(next_expiry, inst.locked_until)
+        for key, (task, _, until) in self._activity_locks.items():
+            if key in self._activity_requeued:
+                continue
+            if until <= now:
+                self._activity_requeued.add(key)
+                heapq.heappush(self._activities, (key, task))
+            else:
+                next_expiry = min(next_expiry, until)
         self._next_expiry = next_expiry
 
 
