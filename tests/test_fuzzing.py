@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -442,13 +443,43 @@ def test_explore_reports_one_part_per_run() -> None:
 
 def test_run_n_replays_part_n_and_a_script_of_one_part_replays_in_every_run() -> None:
     two_parts = Schedule.from_string("c1 | c0")
-    outputs = [WorkflowTester().run(race, schedule=two_parts).output for _ in range(3)]
+    outputs = [WorkflowTester().run(race, schedule=two_parts).output for _ in range(2)]
+    with pytest.warns(ScheduleWarning, match="run 3 started"):
+        outputs.append(WorkflowTester().run(race, schedule=two_parts).output)
     assert outputs == ["slow", "fast", "fast"]  # a third run is past the parts: the defaults
     one_part = Schedule.from_string("c1")
     assert [WorkflowTester().run(race, schedule=one_part).output for _ in range(3)] == ["slow"] * 3
     assert one_part.to_string() == " | ".join(["fs-;c1;fa-;c0;fa-;fs-"] * 3)
     one_part.reset()
     assert one_part.to_string() == "" and repr(one_part) == "Schedule.from_string('c1')"
+
+
+def test_a_schedule_replayed_twice_or_by_interleaved_testers_warns() -> None:
+    schedule = Schedule.from_string("c0 | c1")
+    assert [WorkflowTester().run(race, schedule=schedule).output for _ in range(2)] == ["fast", "slow"]
+    with pytest.warns(ScheduleWarning, match=r"run 3 started, but the schedule has 2 parts, .* make a new one") as got:
+        WorkflowTester().run(race, schedule=schedule)
+    assert got[0].filename == __file__  # points at the test's own line
+    first, second = WorkflowTester(), WorkflowTester()
+    schedule = Schedule.from_string("c1 | c0")
+    first.start(race, schedule=schedule)
+    with pytest.warns(ScheduleWarning, match=r"run 2 started before run 1 had used 1 of its decisions \(from #1 'c1' "
+                                             r"on\): .* \(testers run interleaved\?\)"):
+        second.start(race, schedule=schedule)
+
+
+def test_a_fault_of_your_own_named_like_a_standard_one_prints_its_faults() -> None:
+    @dataclass(frozen=True)
+    class MyCrash(CrashAfterActivity):
+        pass
+
+    schedule = Schedule.from_string("fa:crash-after", faults=[MyCrash()])
+    assert repr(schedule).endswith(", faults=[test_a_fault_of_your_own_named_like_a_standard_one_prints_its_faults."
+                                   "<locals>.MyCrash()])")
+    custom = ActivityFails(ConnectionError("reset"))
+    assert repr(Schedule.from_string("fa:fail", faults=[custom])) == (
+        "Schedule.from_string('fa:fail', faults=[ActivityFails(error=ConnectionError('reset'))])")
+    assert repr(Schedule.from_string("fa:fail;fa:crash-after")) == "Schedule.from_string('fa:fail;fa:crash-after')"
 
 
 def test_max_faults_counts_the_faults_of_every_run_of_an_example() -> None:

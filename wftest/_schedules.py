@@ -21,8 +21,8 @@ __all__ = ["Decision", "DrawnSchedule", "Schedule", "ScheduleWarning", "checked_
 #: a decision in a schedule string: a choice, a fault point (no fault, or a named fault), an event delay
 _TOKEN = re.compile(r"c\d+|f[ase](?:-|:.+)|d\d+")
 _KIND_LETTERS = {"a": "activity", "s": "step", "e": "event"}
-#: the names of the faults ``Schedule.from_string`` knows without ``faults=``
-_STANDARD_NAMES = frozenset(name for f in ALL_FAULTS for name in (f.describe(), f.code))
+#: the faults ``Schedule.from_string`` knows without ``faults=``, by the names schedule strings give them
+_STANDARD = {name: f for f in ALL_FAULTS for name in (f.describe(), f.code)}
 
 
 class ScheduleWarning(UserWarning):
@@ -67,7 +67,9 @@ class Schedule:
 
     A check that runs several workflows with one schedule prints one part per run, ``" | "`` between them
     (``"c1;fa- | c0"``): read back, run ``n`` of the check replays part ``n``. A script of one part is
-    replayed by every run it is given to.
+    replayed by every run it is given to. The runs must follow one another (a run starts when the tester
+    starts; the tester calls :meth:`begin_run`): testers that run interleaved cannot share a schedule.
+    Given to ``Engine(scheduler=...)`` directly, call :meth:`begin_run` before each run.
     """
 
     def __init__(self, script: Sequence[str] = (), *, faults: Sequence[Fault] = ALL_FAULTS) -> None:
@@ -96,16 +98,35 @@ class Schedule:
         self._described: list[Decision] = []
         self._position = 0
 
-    def begin_run(self) -> None:
+    def begin_run(self, *, stacklevel: int = 1) -> None:
         """A run starts (the tester calls this): its decisions are recorded as the next run's, and a script
-        of several parts moves on to the next part."""
+        of several parts moves on to the next part. A ``ScheduleWarning`` when the run cannot get its part
+        points ``stacklevel`` frames up from the caller (1: the caller)."""
         if self._begun or self._taken:
+            if len(self._parts) > 1 and self.unused:
+                self._warn(f"run {len(self._runs) + 1} started before run {len(self._runs)} had used "
+                           f"{len(self.unused)} of its decisions (from #{self._position + 1} {self.unused[0]!r} "
+                           "on): the runs do not follow one another as when the schedule was printed (testers run "
+                           "interleaved?), so the decisions do not reach the runs they were taken in",
+                           stacklevel=stacklevel + 1)
             self._taken = []
             self._runs.append(self._taken)
         self._begun += 1
         if len(self._parts) > 1:
-            self._script = self._parts[len(self._runs) - 1] if len(self._runs) <= len(self._parts) else []
+            run = len(self._runs)
+            self._script = self._parts[run - 1] if run <= len(self._parts) else []
+            if run == len(self._parts) + 1:
+                self._warn(f"run {run} started, but the schedule has {len(self._parts)} parts, one per run of the "
+                           "check it was printed for: this run and any later take the defaults. A schedule "
+                           "replays one check: make a new one (from_string) for each replay", stacklevel=stacklevel + 1)
         self._position = 0
+
+    def _warn(self, problem: str, stacklevel: int) -> None:
+        """Warn (``ScheduleWarning``) at ``stacklevel`` frames up from the caller (1: the caller)."""
+        import warnings
+
+        script = " | ".join(";".join(part) for part in self._parts)
+        warnings.warn(f"Schedule.from_string({script!r}): {problem}", ScheduleWarning, stacklevel=stacklevel + 1)
 
     # -- Scheduler ----------------------------------------------------------------------------------
     #
@@ -251,16 +272,12 @@ class Schedule:
         """Warn (``ScheduleWarning``) if the current run left decisions of the script unused."""
         unused = self.unused
         if unused:
-            import warnings
-
             run = f" of run {len(self._runs)}" if len(self._parts) > 1 else ""
-            script = " | ".join(";".join(part) for part in self._parts)
-            warnings.warn(
-                f"Schedule.from_string({script!r}): {len(unused)} of its {len(self._script)} decisions{run} "
-                f"were not used, from #{self._position + 1} {unused[0]!r} on. The run went another way than the "
-                "one the schedule was printed for (the workflow, its input or faults= changed, or it is another "
-                "workflow's schedule), so it did not replay that run.",
-                ScheduleWarning, stacklevel=stacklevel + 1)
+            self._warn(
+                f"{len(unused)} of its {len(self._script)} decisions{run} were not used, from "
+                f"#{self._position + 1} {unused[0]!r} on. The run went another way than the one the schedule was "
+                "printed for (the workflow, its input or faults= changed, or it is another workflow's schedule), "
+                "so it did not replay that run.", stacklevel=stacklevel + 1)
 
     def __repr__(self) -> str:
         parts = self.tokens_by_run() if self._begun or self._taken else self._parts  # not run yet: its script
@@ -270,8 +287,10 @@ class Schedule:
         return f"Schedule.from_string({text!r}{self._faults_argument([t for p in parts for t in p])})"
 
     def _faults_argument(self, tokens: Sequence[str]) -> str:
-        """``, faults=[...]`` when a fault the tokens name is not one ``from_string`` knows by default."""
-        if all(token[3:] in _STANDARD_NAMES for token in tokens if token[:1] == "f" and token[2:3] == ":"):
+        """``, faults=[...]`` when a fault the tokens name is not the one ``from_string`` gives that name by
+        default (a custom failure, or a fault of your own named like a standard one)."""
+        named = {token[3:] for token in tokens if token[:1] == "f" and token[2:3] == ":"}
+        if all(_STANDARD.get(name) == self._faults.get(name) for name in named):
             return ""
         return f", faults=[{', '.join(repr(f) for f in self._fault_list)}]"
 

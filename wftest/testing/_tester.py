@@ -242,19 +242,24 @@ class WorkflowTester(Registrations):
         ``RunLimitError`` past ``max_steps``, ``NonDeterminismError`` if the replay check fails and
         ``UnexpectedCallError`` if a mocked activity got an input no mock accepts.
         """
-        self.start(orchestrator, input, instance_id=instance_id, schedule=schedule)
+        self._start(orchestrator, input, instance_id, schedule)
         return self.run_until()
 
     def start(self, orchestrator: Orchestrator | str, input: Any = None, *, instance_id: str | None = None,
               schedule: Schedule | None = None) -> str:
         """Start an orchestration on a fresh engine without running it; drive it with ``step``/``run_until``."""
+        return self._start(orchestrator, input, instance_id, schedule)
+
+    def _start(self, orchestrator: Orchestrator | str, input: Any, instance_id: str | None,
+               schedule: Schedule | None) -> str:
+        """``start()``, for ``start()`` and ``run()`` (a schedule's warnings point at their caller)."""
         if schedule is not None:
             if not isinstance(schedule, Schedule):
                 raise TypeError(
                     f"schedule= takes a wftest Schedule (wftest.strategies.schedules(), Schedule.from_string(...), "
                     f"or the one explore() passes), got {schedule!r}; a Scheduler of your own goes to "
                     "Engine(scheduler=...)")
-            schedule.begin_run()
+            schedule.begin_run(stacklevel=3)
         self._schedule = schedule
         engine = Engine(
             clock=VirtualClock(self.start_time),
