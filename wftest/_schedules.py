@@ -125,7 +125,7 @@ class Schedule:
         """Warn (``ScheduleWarning``) at ``stacklevel`` frames up from the caller (1: the caller)."""
         import warnings
 
-        script = " | ".join(";".join(part) for part in self._parts)
+        script = _joined(self._parts)
         warnings.warn(f"Schedule.from_string({script!r}): {problem}", ScheduleWarning, stacklevel=stacklevel + 1)
 
     # -- Scheduler ----------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ class Schedule:
 
     def to_string(self) -> str:
         """The decisions taken, in the form ``from_string`` reads (``" | "`` between runs, if several)."""
-        return " | ".join(";".join(tokens) for tokens in self.tokens_by_run())
+        return _joined(self.tokens_by_run())
 
     def tokens_by_run(self) -> list[list[str]]:
         """The tokens of the decisions taken, one list per run given this schedule."""
@@ -283,7 +283,7 @@ class Schedule:
         parts = self.tokens_by_run() if self._begun or self._taken else self._parts  # not run yet: its script
         if not any(parts):
             return "Schedule()"
-        text = " | ".join(";".join(tokens) for tokens in parts)
+        text = _joined(parts)
         return f"Schedule.from_string({text!r}{self._faults_argument([t for p in parts for t in p])})"
 
     def _faults_argument(self, tokens: Sequence[str]) -> str:
@@ -293,6 +293,14 @@ class Schedule:
         if all(_STANDARD.get(name) == self._faults.get(name) for name in named):
             return ""
         return f", faults=[{', '.join(repr(f) for f in self._fault_list)}]"
+
+
+def _joined(parts: Iterable[Sequence[str]]) -> str:
+    """A schedule string: ``;`` between the decisions of a run, `` | `` between runs (``"c1 | | fa-"``)."""
+    text = " | ".join(";".join(tokens) for tokens in parts)
+    while "|  |" in text:
+        text = text.replace("|  |", "| |")
+    return text.strip()
 
 
 def _tokens(text: str, fault_names: Sequence[str]) -> list[str]:
@@ -359,6 +367,15 @@ class DrawnSchedule(Schedule):
         if not self._begun and not self._taken:  # hypothesis shows arguments as generated, before the run
             return "Schedule(<drawn during the run: see the 'schedule:' note>)"
         return super().__repr__()
+
+    def begin_run(self, *, stacklevel: int = 1) -> None:
+        """A run starts: a source that keeps runs apart (``explore``'s) is told, so shrinking can drop one
+        run's decisions without moving the next run's."""
+        if self._begun or self._taken:
+            tell = getattr(self._draw_index, "begin_run", None)
+            if tell is not None:
+                tell()
+        super().begin_run(stacklevel=stacklevel + 1)
 
     def reset(self) -> None:
         """Forget the decisions taken. The draws go on from the source (a new example has a new source), and

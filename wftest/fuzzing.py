@@ -25,6 +25,7 @@ Every run is a normal tester run: replay-checked and strict, as the tester is co
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
@@ -279,6 +280,11 @@ def _worker(plan: _Plan, indices: range, lowest: Any, connection: Any) -> None:
         connection.close()
 
 
+#: in a choice sequence, where the next run of the check begins (a check may run several workflows with one
+#: schedule): shrinking can then drop a run's decisions without moving those of the runs after it
+_NEXT_RUN = -1
+
+
 class _RandomChoices:
     """``index(count)`` from a random generator: the default (0) with probability ``bias``, else uniform."""
 
@@ -293,19 +299,35 @@ class _RandomChoices:
         self.choices.append(value)
         return value
 
+    def begin_run(self) -> None:
+        self.choices.append(_NEXT_RUN)
+
 
 class _RecordedChoices:
-    """``index(count)`` replaying ``choices`` (clamped to ``count``), then 0; records what it returned."""
+    """``index(count)`` replaying ``choices`` (clamped to ``count``) run by run, the default (0) past the end
+    of a run's choices; records what it returned, with the runs' boundaries."""
 
     def __init__(self, choices: Sequence[int]) -> None:
         self._script = choices
+        self._position = 0
         self.choices: list[int] = []
 
     def __call__(self, count: int) -> int:
-        position = len(self.choices)
-        value = min(self._script[position], count - 1) if position < len(self._script) else 0
+        script, position = self._script, self._position
+        if position < len(script) and script[position] != _NEXT_RUN:
+            value = min(script[position], count - 1)
+            self._position += 1
+        else:
+            value = 0  # this run's choices are used up
         self.choices.append(value)
         return value
+
+    def begin_run(self) -> None:
+        script, position = self._script, self._position
+        while position < len(script) and script[position] != _NEXT_RUN:
+            position += 1  # what the last run did not use
+        self._position = position + 1
+        self.choices.append(_NEXT_RUN)
 
 
 def _is_default(token: str) -> bool:
@@ -320,16 +342,16 @@ def _origin(error: BaseException) -> tuple[type[BaseException], str, int | None]
 
 
 def _trimmed(choices: Sequence[int]) -> tuple[int, ...]:
-    """Choices without trailing defaults: past its end, a source answers 0 anyway."""
+    """Choices without trailing defaults (and run boundaries): past its end, a source answers 0 anyway."""
     end = len(choices)
-    while end and choices[end - 1] == 0:
+    while end and choices[end - 1] <= 0:
         end -= 1
     return tuple(choices[:end])
 
 
 def _simpler(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     """Whether ``a`` is simpler than ``b``: fewer non-default decisions, then shorter, then smaller."""
-    return (sum(1 for v in a if v), len(a), a) < (sum(1 for v in b if v), len(b), b)
+    return (sum(1 for v in a if v > 0), len(a), a) < (sum(1 for v in b if v > 0), len(b), b)
 
 
 class _Shrinker:
@@ -365,14 +387,19 @@ class _Shrinker:
         out: list[tuple[int, ...]] = []
         # the default everywhere after a point (shortest prefixes first)
         out.extend(choices[:k] for k in range(n))
+        # every decision of one run back to the default, keeping those of the later runs in place
+        boundaries = [-1, *(i for i, v in enumerate(choices) if v == _NEXT_RUN), n]
+        out.extend(choices[:start + 1] + choices[end:] for start, end in itertools.pairwise(boundaries)
+                   if end - start > 1)
         # one decision back to the default, latest first (late decisions often depend on earlier ones)
-        out.extend((*choices[:i], 0, *choices[i + 1:]) for i in reversed(range(n)) if choices[i])
+        out.extend((*choices[:i], 0, *choices[i + 1:]) for i in reversed(range(n)) if choices[i] > 0)
         # one decision removed: later decisions move one point earlier (a removed fault shifts them)
-        out.extend(choices[:i] + choices[i + 1:] for i in range(n))
+        out.extend(choices[:i] + choices[i + 1:] for i in range(n) if choices[i] != _NEXT_RUN)
         # one decision made smaller
         for i in range(n):
             for smaller in sorted({choices[i] // 2, choices[i] - 1} - {0, choices[i]}):
-                out.append((*choices[:i], smaller, *choices[i + 1:]))
+                if smaller > 0:
+                    out.append((*choices[:i], smaller, *choices[i + 1:]))
         return out
 
     def _fails(self, choices: tuple[int, ...]) -> tuple[tuple[int, ...], BaseException] | None:
