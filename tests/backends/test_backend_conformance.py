@@ -247,6 +247,55 @@ def test_delayed_events_of_a_replaced_instance_do_not_reach_the_new_one(backend:
     assert item is not None and [_label(e) for e in item.new_events] == ["executionStarted"]
 
 
+def _replace(backend: Backend, execution: str) -> None:
+    record = InstanceRecord(instance_id="i1", name="wf", status=PENDING, created_at=T0, last_updated_at=T0,
+                            execution_id=execution)
+    start = ev.execution_started(T0, "wf", "i1", None, execution_id=execution)
+    backend.create_instance(start, record, visible_at=None, policy=IdReusePolicy.TERMINATE, now=T0)
+
+
+def test_work_of_a_replaced_instance_is_refused_even_under_the_same_owner_and_time(backend: Backend) -> None:
+    _replace(backend, "old")
+    _commit(backend, T0, [])  # started
+    backend.add_event("i1", ev.event_raised(T0, "go", None))
+    step = backend.fetch_orchestration_work_item("engine", T0, LOCK)
+    assert step is not None
+    _replace(backend, "new")  # the same id, a new instance
+    fresh = backend.fetch_orchestration_work_item("engine", T0, LOCK)  # the same owner, at the same time
+    assert fresh is not None and fresh.record.execution_id == "new"
+    done = step.record.copy()
+    done.status = COMPLETED
+    with pytest.raises(LockLostError):
+        backend.complete_orchestration_work_item(step, StepUpdate(record=done, new_history=[]), T0)
+    assert backend.get_instance("i1").status == PENDING  # type: ignore[union-attr]
+
+
+def test_a_late_activity_result_of_a_replaced_instance_is_refused(backend: Backend) -> None:
+    _with_one_activity(backend)
+    activity = backend.fetch_activity_work_item("w", T0, LOCK)
+    assert activity is not None
+    _replace(backend, "new")
+    with pytest.raises(LockLostError):
+        backend.renew_activity_work_item_lock(activity, T0, LOCK)
+    with pytest.raises(LockLostError):
+        backend.complete_activity_work_item(activity, ev.task_completed(T0, 1, "1"), T0)
+    item = backend.fetch_orchestration_work_item("w", T0, LOCK)
+    assert item is not None and [_label(e) for e in item.new_events] == ["executionStarted"]
+
+
+def test_next_wakeup_names_only_times_to_come(backend: Backend) -> None:
+    # an event due before its instance starts (a delayed start) is due, not a wakeup: past it, the next
+    # wakeup is the start
+    start = T0 + timedelta(hours=1)
+    _create(backend, visible_at=start)
+    backend.add_event("i1", ev.event_raised(T0, "early", None), visible_at=T0 + timedelta(minutes=1))
+    assert backend.next_wakeup() == T0 + timedelta(minutes=1)
+    assert backend.fetch_orchestration_work_item("w", T0 + timedelta(minutes=2), LOCK) is None
+    assert backend.next_wakeup() == start
+    assert _commit(backend, start) == ["early", "executionStarted"]
+    assert backend.next_wakeup() is None
+
+
 def test_a_renewed_orchestration_lock_holds_past_its_first_expiry_and_commits(backend: Backend) -> None:
     _create(backend)
     item = backend.fetch_orchestration_work_item("a", T0, LOCK)

@@ -59,11 +59,24 @@ class Pair:
 
     def create(self, rng: random.Random) -> None:
         for iid in INSTANCES:
-            delay = rng.choice([0, 0, 15])  # some start later
-            self.both(f"create {iid} visible at +{delay}s", lambda b, _, iid=iid, delay=delay: b.create_instance(
-                ev.execution_started(T0, "wf", iid, None),
-                InstanceRecord(instance_id=iid, name="wf", status=PENDING, created_at=T0, last_updated_at=T0),
-                visible_at=T0 + timedelta(seconds=delay) if delay else None, policy=IdReusePolicy.ERROR, now=T0))
+            self.start(rng, iid, IdReusePolicy.ERROR)
+
+    def start(self, rng: random.Random, iid: str, policy: IdReusePolicy) -> None:
+        delay = rng.choice([0, 0, 15])  # some start later
+        self.calls += 1
+        execution = f"x{self.calls}"
+        self.both(f"create {iid} ({execution}, {policy.name}) visible at +{delay}s", lambda b, _: b.create_instance(
+            ev.execution_started(self.now, "wf", iid, None, execution_id=execution),
+            InstanceRecord(instance_id=iid, name="wf", status=PENDING, created_at=self.now,
+                           last_updated_at=self.now, execution_id=execution),
+            visible_at=self.now + timedelta(seconds=delay) if delay else None, policy=policy, now=self.now))
+
+    def replace(self, rng: random.Random) -> None:
+        # a new instance with the same id: what the old one had queued, held or scheduled never reaches it
+        iid = rng.choice(INSTANCES)
+        self.sent[iid] = []
+        self.delivered[iid] = []
+        self.start(rng, iid, IdReusePolicy.TERMINATE)
 
     def add_event(self, rng: random.Random) -> None:
         iid = rng.choice(INSTANCES)
@@ -114,7 +127,7 @@ class Pair:
             update = StepUpdate(record=item.record, new_history=list(item.new_events), activities=activities,
                                 messages=messages)
             backend.complete_orchestration_work_item(item, update, self.now)
-            if side == 0:
+            if side == 0 and item.record.execution_id == backend.get_instance(item.instance_id).execution_id:
                 self.delivered[item.instance_id] += [e.eventRaised.name for e in item.new_events
                                                      if e.HasField("eventRaised")]
             return "completed"
@@ -158,6 +171,7 @@ class Pair:
 
     def poll(self, rng: random.Random) -> None:
         self.both("ready instances", lambda b, _: b.ready_instances(self.now))
+        self.both("next wakeup", lambda b, _: b.next_wakeup())
 
     def tick(self, rng: random.Random) -> None:
         self.now += timedelta(seconds=rng.choice([1, 5, 10, 31]))  # 31: past every lock taken before
@@ -184,7 +198,7 @@ def test_memory_and_sqlite_hand_out_the_same_work_in_the_same_order(block: int) 
         pair.log.append(f"seed {seed}")
         pair.create(rng)
         calls = [pair.add_event] * 4 + [pair.fetch] * 3 + [pair.finish] * 3 + [pair.fetch_activity] * 2 + \
-            [pair.finish_activity] * 2 + [pair.poll, pair.tick, pair.tick]
+            [pair.finish_activity] * 2 + [pair.poll, pair.tick, pair.tick, pair.replace]
         for _ in range(CALLS):
             rng.choice(calls)(rng)
         pair.drain()

@@ -182,7 +182,11 @@ class Backend(Protocol):
         ...
 
     def next_wakeup(self) -> datetime | None:
-        """The earliest time at which a queued event becomes visible (timers, delayed starts)."""
+        """The earliest time still to come at which a queued event becomes visible (timers, delayed starts).
+
+        Events that came due by the last fetch or ``ready_instances`` are not counted, even while their instance
+        is locked or not started yet: a time already past would make a driver spin.
+        """
         ...
 
     def has_visible_work(self, now: datetime) -> bool:

@@ -67,6 +67,8 @@ class _Instance:
     lock_expired: bool = False
     abandon_count: int = 0
     generation: int = 0  # unique per instance object, so delayed events of a replaced one are dropped
+    #: keys of its activity tasks not done yet (queued or held), dropped with it
+    activity_keys: set[int] = field(default_factory=set)
 
     def held(self) -> bool:
         """Whether a worker holds the instance and no other may take it."""
@@ -264,6 +266,7 @@ class MemoryBackend(Backend):
             for task in update.activities:
                 key = next(self._seq)
                 self._pending_activities[key] = task
+                inst.activity_keys.add(key)
                 heapq.heappush(self._activities, (key, task))
             undelivered: list[Message] = []
             for message in update.messages:
@@ -319,9 +322,10 @@ class MemoryBackend(Backend):
             key = self._owned_activity(item)
             del self._activity_locks[key]
             self._activity_requeued.discard(key)  # its entry in the queue goes stale
-            self._pending_activities.pop(key, None)
-            if item.task.instance_id in self._instances:
-                self._deliver(item.task.instance_id, result, visible_at, item.task.execution_id)
+            del self._pending_activities[key]
+            inst = self._instances[item.task.instance_id]  # a dropped instance takes its activities' locks along
+            inst.activity_keys.discard(key)
+            self._deliver(item.task.instance_id, result, visible_at, item.task.execution_id)
             self._changed.notify_all()
 
     def abandon_activity_work_item(self, item: ActivityWorkItem, now: datetime) -> None:
@@ -405,6 +409,9 @@ class MemoryBackend(Backend):
     def _take_handed_out(self, inst: _Instance, item: OrchestrationWorkItem) -> list[_Inbound]:
         """Remove from the inbox the events the work item was given (not those that came in since)."""
         _, handed_out = cast(tuple[_Instance, frozenset[int]], item.token)
+        if len(handed_out) == len(inst.inbox):  # nothing came in meanwhile: the usual case
+            taken, inst.inbox, inst.min_seq = inst.inbox, [], sys.maxsize
+            return taken
         taken = [inbound for inbound in inst.inbox if inbound[1] in handed_out]
         inst.inbox = [inbound for inbound in inst.inbox if inbound[1] not in handed_out]
         inst.min_seq = min((seq for _, seq, _, _ in inst.inbox), default=sys.maxsize)
@@ -482,12 +489,14 @@ class MemoryBackend(Backend):
         if inst is not None:
             inst.ready_key = None  # its queue entry goes stale
             inst.generation += 1  # invalidates its delayed messages
-        for key in [k for k, task in self._pending_activities.items() if task.instance_id == instance_id]:
-            del self._pending_activities[key]  # its queue entry goes stale
+            for key in inst.activity_keys:  # queue entries go stale; a holder's late result is refused
+                del self._pending_activities[key]
+                self._activity_locks.pop(key, None)
+                self._activity_requeued.discard(key)
 
     def _owned(self, item: OrchestrationWorkItem) -> _Instance:
         inst = self._instances.get(item.instance_id)
-        expected, _ = cast(tuple[_Instance, int], item.token)
+        expected, _ = cast(tuple[_Instance, frozenset[int]], item.token)
         if inst is None or inst is not expected or inst.owner != item.owner or inst.locked_until != item.locked_until:
             raise LockLostError(
                 f"the lock on orchestration {item.instance_id!r} held by {item.owner!r} expired and was taken "

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from wftest.backends._base import (
     EPOCH,
@@ -140,6 +140,19 @@ _TIME_COLUMNS = {"created_at", "last_updated_at", "completed_at", "scheduled_sta
 
 def _us(when: datetime | None) -> int | None:
     return None if when is None else micros(when)
+
+
+class _StepToken(NamedTuple):
+    """What a fetched step holds: the inbox rows it was given, and the execution it was given them for."""
+
+    rows: list[int]
+    execution_id: str | None
+
+
+def _release_due(tx: sqlite3.Connection, at: int) -> None:
+    """Mark the rows due by ``at`` as visible for good (their order is kept by available_at), so that
+    ``next_wakeup`` names only times still to come, even while their instance is locked or not started."""
+    tx.execute("UPDATE inbox SET visible_at = NULL WHERE visible_at <= ?", (at,))
 
 
 def _dt(value: int | None) -> datetime | None:
@@ -478,8 +491,10 @@ class SqliteBackend(Backend):
 
     def ready_instances(self, now: datetime) -> list[str]:
         self._expire(now)
-        with self._lock:
-            return self._ready_ids(self._db, cast(int, _us(now)), None)
+        at = cast(int, _us(now))
+        with self._transaction() as tx:
+            _release_due(tx, at)
+            return self._ready_ids(tx, at, None)
 
     def fetch_orchestration_work_item(
         self, owner: str, now: datetime, lock_for: timedelta, *, instance_id: str | None = None
@@ -487,6 +502,7 @@ class SqliteBackend(Backend):
         self._expire(now)
         at = cast(int, _us(now))
         with self._transaction() as tx:
+            _release_due(tx, at)
             ready = self._ready_ids(tx, at, None if instance_id is not None else 1)
             if instance_id is not None:
                 ready = [instance_id] if instance_id in ready else []
@@ -511,13 +527,17 @@ class SqliteBackend(Backend):
             events.append(event)
         return OrchestrationWorkItem(
             instance_id=target, new_events=events, record=record, history_length=record.history_length,
-            owner=owner, locked_until=_dt(until) or now, token=[r[0] for r in rows], attempts=abandon_count,
+            owner=owner, locked_until=_dt(until) or now, attempts=abandon_count,
+            token=_StepToken([r[0] for r in rows], record.execution_id),
         )
 
     def _check_lock(self, tx: sqlite3.Connection, item: OrchestrationWorkItem) -> None:
-        row = tx.execute("SELECT owner, locked_until FROM instances WHERE instance_id = ?",
+        row = tx.execute("SELECT owner, locked_until, execution_id FROM instances WHERE instance_id = ?",
                          (item.instance_id,)).fetchone()
-        if row is None or row[0] != item.owner or row[1] != _us(item.locked_until):
+        token = cast(_StepToken, item.token)
+        # the execution too: an instance replaced since is another instance, even locked by the same owner at
+        # the same time (one engine on a virtual clock)
+        if row is None or row[0] != item.owner or row[1] != _us(item.locked_until) or row[2] != token.execution_id:
             raise LockLostError(
                 f"the lock on orchestration {item.instance_id!r} held by {item.owner!r} expired and was taken "
                 "over (or the instance was purged); nothing was written"
@@ -526,7 +546,7 @@ class SqliteBackend(Backend):
     def complete_orchestration_work_item(
         self, item: OrchestrationWorkItem, update: StepUpdate, now: datetime
     ) -> list[Message]:
-        consumed = cast(list[int], item.token)
+        consumed = cast(_StepToken, item.token).rows
         undelivered: list[Message] = []
         with self._transaction() as tx:
             self._check_lock(tx, item)
@@ -597,7 +617,7 @@ class SqliteBackend(Backend):
             if delay > timedelta(0):
                 hidden = _us(now + delay)
                 tx.executemany("UPDATE inbox SET visible_at = ? WHERE id = ?",
-                               [(hidden, i) for i in cast(list[int], item.token)])
+                               [(hidden, i) for i in cast(_StepToken, item.token).rows])
 
     def renew_orchestration_work_item_lock(self, item: OrchestrationWorkItem, now: datetime, lock_for: timedelta
                                            ) -> None:
