@@ -89,18 +89,28 @@ class Pair:
                   lambda b, _: b.add_event(iid, ev.event_raised(stamp, name, None), visible_at=delayed))
 
     def fetch(self, rng: random.Random) -> None:
+        self._take(rng, "fetch", self.items, lambda b, owner: b.fetch_orchestration_work_item(owner, self.now, LOCK),
+                   lambda item: (item.instance_id, [_label(e) for e in item.new_events]))
+
+    def fetch_activity(self, rng: random.Random) -> None:
+        self._take(rng, "fetch activity", self.activities,
+                   lambda b, owner: b.fetch_activity_work_item(owner, self.now, LOCK),
+                   lambda item: (item.task.instance_id, item.task.task_id))
+
+    def _take(self, rng: random.Random, what: str, held: list[dict[int, Any]],
+              fetch: Callable[[Backend, str], Any], outcome: Callable[[Any], Any]) -> None:
         owner = rng.choice(["w1", "w2"])
         self.calls += 1
         number = self.calls
 
-        def fetch(backend: Backend, side: int) -> Any:
-            item = backend.fetch_orchestration_work_item(owner, self.now, LOCK)
+        def take(backend: Backend, side: int) -> Any:
+            item = fetch(backend, owner)
             if item is None:
                 return None
-            self.items[side][number] = item
-            return item.instance_id, [_label(e) for e in item.new_events]
+            held[side][number] = item
+            return outcome(item)
 
-        self.both(f"fetch #{number} by {owner}", fetch)
+        self.both(f"{what} #{number} by {owner}", take)
 
     def finish(self, rng: random.Random) -> None:
         if not self.items[0]:
@@ -133,20 +143,6 @@ class Pair:
             return "completed"
 
         self.both(f"{how} #{number}", finish)
-
-    def fetch_activity(self, rng: random.Random) -> None:
-        owner = rng.choice(["w1", "w2"])
-        self.calls += 1
-        number = self.calls
-
-        def fetch(backend: Backend, side: int) -> Any:
-            item = backend.fetch_activity_work_item(owner, self.now, LOCK)
-            if item is None:
-                return None
-            self.activities[side][number] = item
-            return item.task.instance_id, item.task.task_id
-
-        self.both(f"fetch activity #{number} by {owner}", fetch)
 
     def finish_activity(self, rng: random.Random) -> None:
         if not self.activities[0]:
