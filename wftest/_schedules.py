@@ -16,7 +16,7 @@ from typing import Any
 
 from wftest.engine._scheduler import ALL_FAULTS, Fault
 
-__all__ = ["Decision", "DrawnSchedule", "Schedule", "ScheduleWarning", "checked_faults"]
+__all__ = ["Decision", "DrawnSchedule", "Schedule", "ScheduleWarning", "checked_faults", "scripted"]
 
 #: a decision in a schedule string: a choice, a fault point (no fault, or a named fault), an event delay
 _TOKEN = re.compile(r"c\d+|f[ase](?:-|:.+)|d\d+")
@@ -102,11 +102,13 @@ class Schedule:
         """A run starts (the tester calls this): its decisions are recorded as the next run's, and a script
         of several parts moves on to the next part. A ``ScheduleWarning`` when the run cannot get its part
         points ``stacklevel`` frames up from the caller (1: the caller)."""
-        if self._begun or self._taken:
-            if len(self._parts) > 1 and self.unused:
+        if self._begun or self._taken:  # not the first run
+            self._next_run_begins()
+            unused = self.unused
+            if len(self._parts) > 1 and unused:
                 self._warn(f"run {len(self._runs) + 1} started before run {len(self._runs)} had used "
-                           f"{len(self.unused)} of its decisions (from #{self._position + 1} {self.unused[0]!r} "
-                           "on): the runs do not follow one another as when the schedule was printed (testers run "
+                           f"{len(unused)} of its decisions (from #{self._position + 1} {unused[0]!r} on): the "
+                           "runs do not follow one another as when the schedule was printed (testers run "
                            "interleaved?), so the decisions do not reach the runs they were taken in",
                            stacklevel=stacklevel + 1)
             self._taken = []
@@ -120,6 +122,9 @@ class Schedule:
                            "check it was printed for: this run and any later take the defaults. A schedule "
                            "replays one check: make a new one (from_string) for each replay", stacklevel=stacklevel + 1)
         self._position = 0
+
+    def _next_run_begins(self) -> None:
+        """A run after the first begins (a hook for schedules whose source keeps runs apart)."""
 
     def _warn(self, problem: str, stacklevel: int) -> None:
         """Warn (``ScheduleWarning``) at ``stacklevel`` frames up from the caller (1: the caller)."""
@@ -233,14 +238,16 @@ class Schedule:
     def timeline(self) -> str:
         """The decisions taken, one per line (defaults that changed nothing are left out), under a heading
         per run when the schedule drove several."""
+        decisions = self.decisions
+        several = len(self._runs) > 1
         blocks = []
-        numbered = list(enumerate(self._runs, 1))
-        decisions = iter(self.decisions)
-        for run_number, run in numbered:
-            lines = [f"{n:3d}. {d.detail}" for n, d in enumerate((next(decisions) for _ in run), 1)
+        start = 0
+        for run_number, run in enumerate(self._runs, 1):
+            lines = [f"{n:3d}. {d.detail}" for n, d in enumerate(decisions[start:start + len(run)], 1)
                      if d.value != "c0" and not d.value.endswith("-") and d.value != "d0"]
-            text = "\n".join(lines) if lines else f"{'  ' if len(numbered) > 1 else ''}(the default order, no faults)"
-            blocks.append(f"run {run_number}:\n{text}" if len(numbered) > 1 else text)
+            start += len(run)
+            text = "\n".join(lines) if lines else f"{'  ' if several else ''}(the default order, no faults)"
+            blocks.append(f"run {run_number}:\n{text}" if several else text)
         return "\n".join(blocks)
 
     def reset(self) -> None:
@@ -261,7 +268,7 @@ class Schedule:
     def script(self) -> list[str]:
         """The tokens this schedule replays (``from_string``), in order, ``"|"`` between runs; past their end,
         the defaults."""
-        return [token for number, part in enumerate(self._parts) for token in ["|"][:number] + part]
+        return scripted(self._parts)
 
     @property
     def unused(self) -> list[str]:
@@ -293,6 +300,11 @@ class Schedule:
         if all(_STANDARD.get(name) == self._faults.get(name) for name in named):
             return ""
         return f", faults=[{', '.join(repr(f) for f in self._fault_list)}]"
+
+
+def scripted(parts: Iterable[Sequence[str]]) -> list[str]:
+    """One token list of the runs' decisions, ``"|"`` between runs (what ``Schedule(...)`` takes)."""
+    return [token for number, part in enumerate(parts) for token in ["|"][:number] + list(part)]
 
 
 def _joined(parts: Iterable[Sequence[str]]) -> str:
@@ -368,14 +380,12 @@ class DrawnSchedule(Schedule):
             return "Schedule(<drawn during the run: see the 'schedule:' note>)"
         return super().__repr__()
 
-    def begin_run(self, *, stacklevel: int = 1) -> None:
-        """A run starts: a source that keeps runs apart (``explore``'s) is told, so shrinking can drop one
-        run's decisions without moving the next run's."""
-        if self._begun or self._taken:
-            tell = getattr(self._draw_index, "begin_run", None)
-            if tell is not None:
-                tell()
-        super().begin_run(stacklevel=stacklevel + 1)
+    def _next_run_begins(self) -> None:
+        """A source that keeps runs apart (``explore``'s) is told, so shrinking can drop one run's decisions
+        without moving the next run's."""
+        tell = getattr(self._draw_index, "begin_run", None)
+        if tell is not None:
+            tell()
 
     def reset(self) -> None:
         """Forget the decisions taken. The draws go on from the source (a new example has a new source), and

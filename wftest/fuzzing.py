@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from wftest._schedules import DrawnSchedule, Schedule, checked_faults
+from wftest._schedules import DrawnSchedule, Schedule, checked_faults, scripted
 from wftest.engine._scheduler import Fault
 
 __all__ = ["Exploration", "ScheduleFailure", "explore"]
@@ -192,8 +192,7 @@ class _Plan:
         for tokens in parts:
             while tokens and _is_default(tokens[-1]):
                 tokens.pop()  # past the end of its script a schedule takes the defaults anyway
-        replay = Schedule([token for number, tokens in enumerate(parts) for token in ["|"][:number] + tokens],
-                          faults=self.faults)
+        replay = Schedule(scripted(parts), faults=self.faults)
         summary = f"{type(error).__name__}: {error}".strip()
         message = (
             f"schedule {number} of {runs} (seed {self.seed}) fails the check; shrunk in {shrinks} runs to\n"

@@ -373,10 +373,7 @@ class MemoryBackend(Backend):
         with self._lock:
             self._release_due(now)
             self._expire_locks(now)
-            ready = self._ready
-            while ready and not self._is_queued(ready[0]):
-                heapq.heappop(ready)
-            return bool(ready) or self._next_activity() is not None
+            return self._first_ready() is not None or self._next_activity() is not None
 
     def wait_for_work(self, timeout: float) -> None:
         with self._changed:
@@ -396,8 +393,8 @@ class MemoryBackend(Backend):
 
     def _add_to_inbox(self, inst: _Instance, inbound: _Inbound) -> None:
         # in the order the events became available, as SqliteBackend reads them: mostly at the end (an event
-        # is created now), ahead of later ones when a timer comes due or a delayed inbox shows again; never
-        # ahead of those the lock holder was given
+        # is created now), ahead of later ones when a timer comes due or a hidden event shows again (a step
+        # removes exactly the events it was handed, wherever they stand)
         inbox = inst.inbox
         if not inbox or inbound[:2] > inbox[-1][:2]:
             inbox.append(inbound)
@@ -434,14 +431,22 @@ class MemoryBackend(Backend):
         inst = self._instances.get(entry[2])
         return inst is not None and inst.ready_key is not None and inst.ready_ticket == entry[1]
 
-    def _next_ready(self) -> _Instance | None:
-        """Take the queued instance whose earliest new event became available first."""
+    def _first_ready(self) -> _Instance | None:
+        """The queued instance whose earliest new event became available first (left at the head of the
+        queue); stale entries go."""
         ready = self._ready
         while ready:
-            entry = heapq.heappop(ready)
-            if self._is_queued(entry):
-                return self._instances[entry[2]]
+            if self._is_queued(ready[0]):
+                return self._instances[ready[0][2]]
+            heapq.heappop(ready)
         return None
+
+    def _next_ready(self) -> _Instance | None:
+        """Take the first queued instance off the queue."""
+        inst = self._first_ready()
+        if inst is not None:
+            heapq.heappop(self._ready)
+        return inst
 
     def _release_due(self, now: datetime) -> None:
         delayed = self._delayed
